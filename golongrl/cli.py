@@ -1,0 +1,40 @@
+"""The ``golongrl`` command line: one typer app; each concept registers its own commands.
+
+A command lives next to the code it drives (``golongrl/<area>/commands.py``) and exposes
+``register(app, data_app)``; this file only lists those modules, so ``golongrl --help`` is the
+table of contents of the project.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="golongrl",
+    help="Long-context RL with verifiable rewards: data, rewards, training, evaluation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+data_app = typer.Typer(
+    help="Build, validate, inspect and export golongrl datasets.",
+    no_args_is_help=True,
+)
+app.add_typer(data_app, name="data")
+
+#: Modules that define ``register(app, data_app)``; add a line when an area gains commands.
+COMMAND_MODULES: tuple[str, ...] = (
+)
+
+for _module_name in COMMAND_MODULES:
+    importlib.import_module(_module_name).register(app, data_app)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
