@@ -1,7 +1,7 @@
 """Time golongrl.advantages on 1,000,000 rollouts (16 per prompt, 9 tasks) per estimator,
 side by side with a straightforward per-group Python loop (the shape of the reference code).
 
-    .venv/bin/python benchmarks/advantages.py [--rollouts 1000000] [--loop-rollouts 100000]
+    .venv/bin/python benchmarks/advantages.py [--rollouts 1000000] [--loop-rollouts 100000] [--threads N]
 
 The loop baseline runs on ``--loop-rollouts`` rollouts and its time is scaled linearly to the
 full size (it is linear in N: one pass to group, one per group, one per rollout); the table
@@ -151,8 +151,9 @@ def main() -> None:
     parser.add_argument("--loop-rollouts", type=int, default=100_000,
                         help="rollouts the Python loop runs on (scaled to --rollouts)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch intra-op threads")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(max(1, args.threads))
     scores, uids, tasks = make_batch(args.rollouts)
     loop_n = min(args.loop_rollouts, args.rollouts)
     loop_scores = scores[:loop_n].tolist()

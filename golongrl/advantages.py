@@ -117,7 +117,9 @@ def _as_scores(scores: torch.Tensor | np.ndarray | Sequence[float], name: str = 
         raise ValueError(f"{name} must be a 1-D sequence of floats, got shape {tuple(tensor.shape)}")
     if tensor.is_complex() or tensor.dtype == torch.bool:
         raise ValueError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
-    values = tensor.detach().to(torch.float64)
+    # Statistics run on the CPU: label codes come from pandas/numpy there, and a batch of
+    # scores is small next to what a device transfer costs.
+    values = tensor.detach().to(device="cpu", dtype=torch.float64)
     bad = ~torch.isfinite(values)
     if bool(bad.any()):
         first = int(torch.nonzero(bad)[0, 0])
@@ -494,7 +496,9 @@ def compute_advantages(
 
     Returns:
         ``advantages`` in the dtype (float32 for non-float input) and on the device of
-        ``scores``, and metrics (``advantages/*``, ``difficulty/*`` for ``tmn_reweight``).
+        ``scores``, and metrics: ``advantages/{mean,abs_max,zero_fraction}``,
+        ``advantages/floored_fraction`` (share of rollouts whose divisor ``std_floor`` raised)
+        and ``difficulty/{mean_pass_rate,mean_weight}`` for ``tmn_reweight``.
         An empty batch gives an empty tensor and no NaN anywhere.
     """
     if not isinstance(estimator, str) or estimator not in ESTIMATORS:

@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "golongrl.rewards.commands",
     "golongrl.training.commands",
     "golongrl.simulation_commands",
+    "golongrl.evaluation.commands",
 )
 
 for _module_name in COMMAND_MODULES:

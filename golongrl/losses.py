@@ -9,13 +9,9 @@ masked positions are never read, so padding may hold anything (even NaN).
 from __future__ import annotations
 
 import math
-from typing import Literal
-
 import torch
 
 __all__ = ["AGGREGATIONS", "KL_TYPES", "aggregate", "kl_penalty", "policy_loss", "truncated_is_weights"]
-
-Aggregation = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"]
 
 #: Loss aggregation modes (verl's names).
 AGGREGATIONS: tuple[str, ...] = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
@@ -49,18 +45,20 @@ def aggregate(
     """
     if mode not in AGGREGATIONS:
         raise ValueError(f"agg must be one of {list(AGGREGATIONS)}, got {mode!r}")
+    if denominator is not None and not (math.isfinite(denominator) and denominator > 0):
+        raise ValueError(f"agg_denominator must be a finite number > 0, got {denominator!r}")
     m = mask.to(values.dtype)
     masked = torch.where(mask.bool(), values, torch.zeros_like(values))
     if mode == "token-mean":
-        count = m.sum() if denominator is None else torch.tensor(float(denominator), dtype=values.dtype)
-        return masked.sum() / count.clamp_min(1.0)
+        count = m.sum().clamp_min(1.0) if denominator is None else denominator
+        return masked.sum() / count
     tokens = m.sum(-1)
     per_seq = masked.sum(-1)
     if mode == "seq-mean-token-mean":
         per_seq = per_seq / tokens.clamp_min(1.0)
     present = (tokens > 0).to(values.dtype)
-    count = present.sum() if denominator is None else torch.tensor(float(denominator), dtype=values.dtype)
-    loss = (per_seq * present).sum() / count.clamp_min(1.0)
+    count = present.sum().clamp_min(1.0) if denominator is None else denominator
+    loss = (per_seq * present).sum() / count
     if mode == "seq-mean-token-sum-norm":
         loss = loss / max(values.shape[-1], 1)
     return loss

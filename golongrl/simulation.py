@@ -172,6 +172,7 @@ def _train_one(
     share_sums = {key: np.zeros(num_tasks) for key in ("rate_num", "rate_adv", "adv_share", "grad_share")}
     cap_hits = 0
     clipped = 0
+    norm_sum = 0.0
 
     def record(step: int) -> None:
         curves["step"].append(step)
@@ -213,6 +214,7 @@ def _train_one(
         norm = float(grad.norm())
         scale = min(1.0, config.grad_clip / norm) if norm > 0 else 0.0
         clipped += int(norm > config.grad_clip)
+        norm_sum += norm
         logits -= config.lr * scale * grad
 
         metrics = task_metrics(reward, group_ids, task_ids)
@@ -231,7 +233,8 @@ def _train_one(
         tick()
     shares = {key: {spec.name: float(v[i] / config.steps) for i, spec in enumerate(SIM_TASKS)}
               for key, v in share_sums.items()}
-    return {"curves": curves, "shares": shares, "cap_hits": cap_hits, "clipped_steps": clipped / config.steps}
+    return {"curves": curves, "shares": shares, "cap_hits": cap_hits, "clipped_steps": clipped / config.steps,
+            "grad_norm": norm_sum / config.steps}
 
 
 @dataclass
@@ -246,6 +249,7 @@ class SimulationResult:
     shares: dict[str, dict[str, dict[str, float]]]
     cap_hits: dict[str, int]
     clipped_steps: dict[str, float]
+    grad_norm: dict[str, float]
 
     def to_json(self) -> dict[str, object]:
         data = asdict(self)
@@ -256,7 +260,7 @@ class SimulationResult:
 def run_simulation(config: SimulationConfig, progress: Callable[[], None] | None = None) -> SimulationResult:
     """Train every estimator from every seed; ``progress`` is called once per training step."""
     tick = progress or (lambda: None)
-    curves, final, auc, shares, cap_hits, clipped = {}, {}, {}, {}, {}, {}
+    curves, final, auc, shares, cap_hits, clipped, grad_norm = {}, {}, {}, {}, {}, {}, {}
     threads = torch.get_num_threads()
     # The tensors are tiny: intra-op threads only add synchronisation (10x slower on a busy box).
     torch.set_num_threads(1)
@@ -277,7 +281,9 @@ def run_simulation(config: SimulationConfig, progress: Callable[[], None] | None
         }
         cap_hits[estimator] = int(sum(run["cap_hits"] for run in runs))
         clipped[estimator] = float(np.mean([run["clipped_steps"] for run in runs]))
-    return SimulationResult(config, [t.name for t in SIM_TASKS], curves, final, auc, shares, cap_hits, clipped)
+        grad_norm[estimator] = float(np.mean([run["grad_norm"] for run in runs]))
+    return SimulationResult(config, [t.name for t in SIM_TASKS], curves, final, auc, shares, cap_hits, clipped,
+                            grad_norm)
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,14 +325,14 @@ def simulation_tables(result: SimulationResult) -> list[Any]:
              "(headroom = fraction of the gap to the best answer closed, mean over tasks; ± = std over seeds)")
     summary = Table(title=title)
     for column in ("estimator", "headroom", "hard headroom", "AUC", "hard AUC", "max |grad share - rate_num|",
-                   "summ. grad share", "clipped steps"):
+                   "summ. grad share", "grad norm", "clipped steps"):
         summary.add_column(column, justify="left" if column == "estimator" else "right")
     for row in summary_rows(result):
         summary.add_row(row["estimator"], _pm(row["headroom"]), _pm(row["headroom_hard"]),
                         f"{row['auc_headroom']:.3f}", f"{row['auc_headroom_hard']:.3f}",
                         f"{row['max_share_gap']:.3f}",
                         f"{row['summarization_grad_share']:.3f} (rate_num {row['summarization_rate_num']:.3f})",
-                        f"{result.clipped_steps[row['estimator']]:.0%}")
+                        f"{result.grad_norm[row['estimator']]:.3f}", f"{result.clipped_steps[row['estimator']]:.0%}")
     shares = Table(title="Per-task shares, mean over steps and seeds: rate_num (prompts), rate_adv (reward std), "
                          "grad share per estimator (squared gradient norm)")
     shares.add_column("task")

@@ -41,7 +41,7 @@ def simulate(
     if unknown or not names:
         raise typer.BadParameter(f"unknown estimator(s) {unknown}; choose from {sorted(ESTIMATORS)}",
                                  param_hint="--estimators")
-    console = Console()
+    console = Console(width=max(Console().width, 150))
     base = SimulationConfig(estimators=names, seeds=tuple(range(seeds)), steps=steps, lr=lr)
     written: list[str] = []
     for clip in grad_clip:

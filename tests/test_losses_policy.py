@@ -166,6 +166,7 @@ def test_approx_kl_and_ratio_diagnostics():
         ({"entropy_coef": 0.1}, "entropy"),
         ({"tis_bounds": (0.5, 5.0)}, "rollout_logprobs"),
         ({"ref_logprobs": torch.zeros(1, 3), "kl_type": "k4"}, "kl_type"),
+        ({"agg_denominator": 0.0}, "agg_denominator"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, needle):

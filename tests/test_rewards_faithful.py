@@ -9,7 +9,7 @@ import pytest
 
 from golongrl.rewards import compute_score
 from golongrl.rewards.lcs import recon_depth, union_lcs_words
-from golongrl.rewards.metrics import ndcg_linear, rouge_l_summary_level
+from golongrl.rewards.metrics import RougeRecursionError, ndcg_linear, rouge_l_summary_level
 from golongrl.rewards.reference import reference_score
 from golongrl.rewards.synthetic import make_requests
 from rewards_fixtures import CORRECT, GOLD_ITEMS, ROWS, lbp, think
@@ -147,25 +147,56 @@ def test_rouge_l_matches_pltrdy_on_random_texts() -> None:
         assert rouge_l_summary_level(ref, hyp, recursion_budget=10**6) == expected
 
 
-def _depth() -> int:
-    frame, depth = sys._getframe(1), 0
-    while frame is not None:
-        depth, frame = depth + 1, frame.f_back
-    return depth
+def _at_depth(extra_frames: int, fn):  # type: ignore[no-untyped-def]
+    """Call ``fn`` with ``extra_frames`` more frames on the stack (shrinks the recursion room)."""
+    return fn() if extra_frames == 0 else _at_depth(extra_frames - 1, fn)
 
 
-def test_recursion_budget_reproduces_the_reference_recursion_error() -> None:
-    # Identical sentences of L words need L + 1 nested _recon calls.
-    budget = sys.getrecursionlimit() - _depth() - 6
-    for length in (budget - 2, budget - 1, budget, budget + 1):
-        text = " ".join(f"w{i}" for i in range(length))
+def _reference_survives(hyp: str, ref: str, extra_frames: int) -> bool:
+    def run() -> bool:
         try:
-            Rouge(metrics=["rouge-l"]).get_scores([text], [text])
-            ref_ok = True
+            Rouge(metrics=["rouge-l"]).get_scores([hyp], [ref])
         except RecursionError:
-            ref_ok = False
-        ids = list(range(length))
-        assert (recon_depth(ids, ids) <= budget) == ref_ok
+            return False
+        return True
+
+    return _at_depth(extra_frames, run)
+
+
+def test_recon_depth_predicts_the_reference_recursion_error() -> None:
+    # Eat most of the stack so the reference overflows on ~100-word sentences, then measure its
+    # budget with identical sentences (L words need L + 1 nested calls).
+    extra = sys.getrecursionlimit() - 150
+    lo, hi = 1, 200
+    while lo < hi:  # largest L that survives
+        mid = (lo + hi + 1) // 2
+        words = " ".join(f"w{i}" for i in range(mid))
+        lo, hi = (mid, hi) if _reference_survives(words, words, extra) else (lo, mid - 1)
+    budget = lo + 1
+    assert 30 < budget < 150
+    rng = random.Random(13)
+    outcomes = set()
+    for _ in range(150):
+        n, m = rng.randint(budget // 3, budget), rng.randint(budget // 3, budget)
+        x = [rng.randrange(6) for _ in range(n)]
+        y = [rng.randrange(6) for _ in range(m)]
+        survives = _reference_survives(
+            " ".join(f"w{t}" for t in y), " ".join(f"w{t}" for t in x), extra
+        )
+        outcomes.add(survives)
+        assert (recon_depth(x, y) <= budget) == survives
+    assert outcomes == {True, False}
+    # Whole texts: one overflowing sentence pair anywhere sinks the score.
+    for _ in range(30):
+        ref = ". ".join(" ".join(f"w{rng.randrange(6)}" for _ in range(rng.randint(5, budget)))
+                        for _ in range(3))
+        hyp = ". ".join(" ".join(f"w{rng.randrange(6)}" for _ in range(rng.randint(5, budget)))
+                        for _ in range(3))
+        if _reference_survives(hyp, ref, extra):
+            rouge_l_summary_level(ref, hyp, recursion_budget=budget)
+        else:
+            with pytest.raises(RougeRecursionError):
+                rouge_l_summary_level(ref, hyp, recursion_budget=budget)
 
 
 def test_ndcg_matches_pytrec_eval() -> None:
@@ -184,7 +215,7 @@ def test_ndcg_matches_pytrec_eval() -> None:
 
 
 def test_all_tasks_match_the_reference_scorer_on_synthetic_steps() -> None:
-    requests = make_requests(600, seed=5, max_tokens=600)
+    requests = make_requests(300, seed=5, max_tokens=400)
     rng = random.Random(5)
     for req in requests:
         # Perturb some responses into edge cases: lost tags, blank lines, duplicated answers.

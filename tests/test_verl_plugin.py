@@ -14,7 +14,7 @@ from omegaconf import OmegaConf  # noqa: E402
 from golongrl.advantages import ESTIMATORS, compute_advantages, task_metrics  # noqa: E402
 from golongrl.rewards import score_batch  # noqa: E402
 from golongrl.tasks import UnknownTaskError  # noqa: E402
-from tests.verl_fixtures import ROW_KINDS, labelled_batch, legacy_dataproto  # noqa: E402
+from verl_fixtures import ROW_KINDS, labelled_batch, legacy_dataproto  # noqa: E402
 
 pytestmark = pytest.mark.verl
 

@@ -52,6 +52,7 @@ def tiny_config(train_file: Path, **sections: Any) -> TrainConfig:
 
     raw = yaml.safe_load((REPO / "configs" / "tiny-test.yaml").read_text())
     raw["data"] = {"train_files": [str(train_file)], "eval_files": [str(train_file)], "shuffle": True}
+    raw["rollout"]["max_new_tokens"] = 8  # sampling over the 49k vocabulary dominates; keep tests short
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
     return config_from_dict(raw, source="tiny-test.yaml")

@@ -152,7 +152,51 @@ def write_records(path: str | os.PathLike[str], records: Iterable[Mapping[str, A
     return len(rows)
 
 
+class AppendLog:
+    """Append-only JSONL log of finished work items ``{"key": ..., ...}``, for resumable jobs.
+
+    Each :meth:`add` is flushed and fsynced, so a killed job loses at most the item in flight;
+    on reopening, a torn last line is dropped (the file is rewritten atomically without it) and
+    :attr:`items` holds everything finished before.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.items: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
+            good: list[str] = []
+            for line in self.path.read_text(encoding="utf-8").split("\n"):
+                try:
+                    item = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # the line being written when the job was killed
+                if isinstance(item, dict) and "key" in item:
+                    self.items[item["key"]] = item
+                    good.append(line)
+            with atomic_output(self.path, "w") as handle:
+                handle.write("".join(g + "\n" for g in good))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = self.path.open("a", encoding="utf-8")
+
+    def add(self, key: str, **payload: Any) -> None:
+        item = {"key": key, **payload}
+        self._handle.write(dumps_record(item) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self.items[key] = item
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> "AppendLog":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 __all__ = [
+    "AppendLog",
     "atomic_output",
     "dumps_record",
     "read_records",

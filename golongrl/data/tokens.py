@@ -39,6 +39,12 @@ class TokenCounter:
             return []
         return [len(e.ids) for e in self._tok.encode_batch(list(texts), add_special_tokens=False)]
 
+    def encode_many(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text (batched)."""
+        if not texts:
+            return []
+        return [e.ids for e in self._tok.encode_batch(list(texts), add_special_tokens=False)]
+
     def head(self, text: str, n: float) -> str:
         """The longest prefix of ``text`` ending on a token boundary with at most ``n`` tokens."""
         n = int(n)

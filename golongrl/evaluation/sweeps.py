@@ -35,6 +35,7 @@ SWEEP_TASKS = ("retrieval", "ordering", "mrcr")
 DEFAULT_LENGTHS = (4096, 8192, 16384, 32768, 65536, 131072)
 DEFAULT_DEPTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 LENGTH_TOLERANCE = 0.01  # items must land within 1 % of the target
+_FIT_CALLS: list[int] = []
 _FIT_TOLERANCE = 0.003  # what the fitter aims for, leaving slack for the check
 
 PROSE_DOMAINS = ("literature", "government", "technical", "legal")
@@ -68,34 +69,37 @@ class Chunk:
         return [s.strip() for p in self.text.split("\n\n") for s in _SENTENCE.split(p) if s.strip()]
 
 
-@functools.lru_cache(maxsize=8)
-def _paragraphs(tokenizer: Any) -> tuple[tuple[str, tuple[tuple[str, tuple[int, ...]], ...]], ...]:
-    docs = _default_documents()
-    out = []
-    for doc in docs:
-        paras = [p.strip() for p in re.split(r"\n\s*\n", doc.text) if p.strip() and not p.startswith("#")]
-        ids = tokenizer(paras, add_special_tokens=False)["input_ids"] if paras else []
-        out.append((doc.id, tuple(zip(paras, (tuple(i) for i in ids)))))
-    return tuple(out)
+@functools.lru_cache(maxsize=1)
+def _documents() -> tuple[tuple[str, str], ...]:
+    return tuple((doc.id, doc.text) for doc in _default_documents())
 
 
-@functools.lru_cache(maxsize=16)
-def corpus_chunks(tokenizer: Any, chunk_tokens: int) -> tuple[Chunk, ...]:
-    """The corpus cut into chunks of about ``chunk_tokens`` tokens at paragraph boundaries
-    (a paragraph longer than that is its own chunk, cut to ``2 * chunk_tokens``)."""
+@functools.lru_cache(maxsize=4096)
+def _doc_paragraphs(tokenizer: Any, index: int) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    # Tokenised per document and on demand: a 4K item touches a few documents, a 1M item all.
+    text = _documents()[index][1]
+    paras = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip() and not p.startswith("#")]
+    ids = tokenizer(paras, add_special_tokens=False, verbose=False)["input_ids"] if paras else []
+    return tuple(zip(paras, (tuple(i) for i in ids)))
+
+
+@functools.lru_cache(maxsize=4096)
+def doc_chunks(tokenizer: Any, index: int, chunk_tokens: int) -> tuple[Chunk, ...]:
+    """Document ``index`` of the corpus cut into chunks of about ``chunk_tokens`` tokens at
+    paragraph boundaries (a longer paragraph is its own chunk, cut to ``2 * chunk_tokens``)."""
+    doc_id = _documents()[index][0]
     sep = tuple(tokenizer("\n\n", add_special_tokens=False)["input_ids"])
     chunks = []
-    for doc_id, paras in _paragraphs(tokenizer):
-        texts: list[str] = []
-        ids: list[int] = []
-        for text, pids in paras:
-            if texts and len(ids) + len(pids) > chunk_tokens:
-                chunks.append(Chunk(doc_id, "\n\n".join(texts), tuple(ids[: 2 * chunk_tokens])))
-                texts, ids = [], []
-            texts.append(text)
-            ids.extend((sep if len(texts) > 1 else ()) + pids)
-        if texts and len(ids) >= chunk_tokens // 4:
+    texts: list[str] = []
+    ids: list[int] = []
+    for text, pids in _doc_paragraphs(tokenizer, index):
+        if texts and len(ids) + len(pids) > chunk_tokens:
             chunks.append(Chunk(doc_id, "\n\n".join(texts), tuple(ids[: 2 * chunk_tokens])))
+            texts, ids = [], []
+        texts.append(text)
+        ids.extend((sep if len(texts) > 1 else ()) + pids)
+    if texts and len(ids) >= chunk_tokens // 4:
+        chunks.append(Chunk(doc_id, "\n\n".join(texts), tuple(ids[: 2 * chunk_tokens])))
     return tuple(chunks)
 
 
@@ -132,6 +136,7 @@ def _fit(render: Callable[[int], tuple[dict[str, str], ...]], target: int, token
     for _ in range(24):
         messages = render(trim)
         count = chat_token_count(messages, tokenizer)
+        _FIT_CALLS.append(count)
         if best is None or abs(count - target) < best[0]:
             best = (abs(count - target), messages, count)
         if abs(count - target) <= _FIT_TOLERANCE * target:
@@ -181,28 +186,42 @@ ORDERING_QUESTION = (
 HAYSTACK_HEADER = "Below are documents, each introduced by its ID. Read them and answer the question that follows.\n\n"
 
 
-def _needle_chunk(chunks: Sequence[Chunk], rng: random.Random, min_sentences: int) -> Chunk:
-    order = list(range(len(chunks)))
-    rng.shuffle(order)
-    for index in order:
-        chunk = chunks[index]
-        good = [s for s in chunk.sentences() if 8 <= len(s.split()) <= 60]
-        if len(good) >= min_sentences:
-            return chunk
-    raise SweepError("no corpus chunk has enough quotable sentences")
-
-
 def _document_item(task: str, length: int, depth: float, sample: int, seed: int, tokenizer: Any) -> EvalItem:
     rng = _rng(seed, task, length, depth, sample)
     chunk_tokens = max(128, min(2048, length // 24))
-    chunks = corpus_chunks(tokenizer, chunk_tokens)
-    needle = _needle_chunk(chunks, rng, 4 if task == "ordering" else 1)
-    sentences = [s for s in needle.sentences() if 8 <= len(s.split()) <= 60]
-    others = [c for c in chunks if c.doc_id != needle.doc_id]
+    order = list(range(len(_documents())))
+    rng.shuffle(order)
+    min_sentences = 4 if task == "ordering" else 1
+    needle: Chunk | None = None
+    sentences: list[str] = []
+    for index in order:
+        candidates = list(doc_chunks(tokenizer, index, chunk_tokens))
+        rng.shuffle(candidates)
+        for chunk in candidates:
+            sentences = [s for s in chunk.sentences() if 8 <= len(s.split()) <= 60]
+            if len(sentences) >= min_sentences:
+                needle = chunk
+                break
+        if needle is not None:
+            break
+    if needle is None:
+        raise SweepError("no corpus chunk has enough quotable sentences")
+    # Distractors: chunks of the other documents, taken in the shuffled document order until
+    # they cover the length, then shuffled together.
+    others: list[Chunk] = []
+    covered = 0
+    for index in order:
+        if _documents()[index][0] == needle.doc_id:
+            continue
+        for chunk in doc_chunks(tokenizer, index, chunk_tokens):
+            others.append(chunk)
+            covered += len(chunk.ids)
+        if covered >= 1.05 * length + 256:
+            break
     rng.shuffle(others)
     if task == "retrieval":
         # The quote must identify one chunk: skip sentences that also occur in other chunks.
-        unique = [s for s in sentences if not any(s in c.text for c in others[:200])] or sentences
+        unique = [s for s in sentences if not any(s in c.text for c in others)] or sentences
         quote = rng.choice(unique)
         question = RETRIEVAL_QUESTION.format(sentence=quote)
         gold: Any = None
@@ -297,10 +316,10 @@ def _mrcr_item(length: int, depth: float, sample: int, seed: int, tokenizer: Any
     fillers: list[tuple[int, ...]] = []
     filler_topics: list[str] = []
     total = 0
-    batch = 256
+    batch = max(16, min(256, budget // 120))  # ~120 tokens per short chat; encode what is needed
     for start in range(0, len(distractor_pool), batch):
         part = distractor_pool[start : start + batch]
-        encoded = tokenizer([x for _, x in part], add_special_tokens=False)["input_ids"]
+        encoded = tokenizer([x for _, x in part], add_special_tokens=False, verbose=False)["input_ids"]
         for (t, _), ids in zip(part, encoded):
             if total >= budget * 1.01 + 64:
                 break

@@ -123,6 +123,11 @@ def _smollm2_tokenizer_uncached() -> PreTrainedTokenizerBase:
     )
 
 
+@functools.lru_cache(maxsize=1)
+def _shipped_tokenizer() -> PreTrainedTokenizerBase:
+    return _smollm2_tokenizer_uncached()
+
+
 def _is_tiny(spec: str) -> bool:
     return spec == "tiny" or spec.startswith("tiny:")
 
@@ -144,7 +149,7 @@ def load_tokenizer(spec: str | os.PathLike[str]) -> PreTrainedTokenizerBase:
     """
     spec = str(spec)
     if spec == "smollm2" or _is_tiny(spec):
-        return _smollm2_tokenizer_uncached()
+        return _shipped_tokenizer()
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(_local_folder(spec))

@@ -59,7 +59,9 @@ def score_files(
             )
         row = rows[index]
         gt = (row.get("reward_model") or {}).get("ground_truth")
-        requests.append(ScoreRequest(row.get("data_source", ""), response, gt, row.get("extra_info")))
+        requests.append(
+            ScoreRequest(row.get("data_source", ""), response, gt, row.get("extra_info"))
+        )
     options = {} if require_think is None else {"require_think": require_think}
     results = score_batch(
         requests, mode=mode, timeout_s=timeout_s, workers=workers, progress=progress, **options
@@ -96,14 +98,20 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
 
     @app.command("score")
     def score(
-        data: Path = typer.Argument(..., help="Dataset rows (.jsonl or .parquet), verl/GoLongRL schema."),
+        data: Path = typer.Argument(
+            ..., help="Dataset rows (.jsonl or .parquet), verl/GoLongRL schema."
+        ),
         responses: Path = typer.Argument(
             ..., help='JSONL with "response" per line and optional 0-based dataset "index".'
         ),
         mode: str = typer.Option("hardened", help=f"Scoring mode: {' or '.join(MODES)}."),
-        out: Path = typer.Option(None, help="Write the JSON report here (default: RESPONSES.scores.json)."),
+        out: Path = typer.Option(
+            None, help="Write the JSON report here (default: RESPONSES.scores.json)."
+        ),
         timeout: float = typer.Option(10.0, help="Per-sample time cap in seconds."),
-        workers: int = typer.Option(None, help="Worker processes (default: all CPUs; 0 = in-process)."),
+        workers: int = typer.Option(
+            None, help="Worker processes (default: all CPUs; 0 = in-process)."
+        ),
         require_think: bool = typer.Option(
             None, "--require-think/--no-require-think",
             help="Demand a </think> (default: on in faithful, off in hardened).",

@@ -50,6 +50,14 @@ def _field(gt: Any, name: str, task: str) -> Any:
     return gt[name]
 
 
+def _require_str(value: Any, field: str, task: str) -> str:
+    if not isinstance(value, str):
+        raise GroundTruthError(
+            f"task {task!r}: ground_truth.{field} must be a string, got {type(value).__name__}"
+        )
+    return value
+
+
 def gold_items(ground_truth: Any, task: str, *, need_language: bool = False) -> Gold:
     """``doc_ids`` as a non-empty tuple of strings (LongBench-Pro style tasks)."""
     gt = _unwrap(ground_truth)
@@ -64,21 +72,11 @@ def gold_items(ground_truth: Any, task: str, *, need_language: bool = False) -> 
     if not raw:
         raise GroundTruthError(f"task {task!r}: ground_truth.doc_ids is empty")
     for i, item in enumerate(raw):
-        if not isinstance(item, str):
-            raise GroundTruthError(
-                f"task {task!r}: ground_truth.doc_ids[{i}] must be a string, "
-                f"got {type(item).__name__}"
-            )
-        if not item.strip():
+        if not _require_str(item, f"doc_ids[{i}]", task).strip():
             raise GroundTruthError(f"task {task!r}: ground_truth.doc_ids[{i}] is blank")
     language = None
     if need_language:
-        language = _field(gt, "summary", task)
-        if not isinstance(language, str):
-            raise GroundTruthError(
-                f"task {task!r}: ground_truth.summary must be a string, "
-                f"got {type(language).__name__}"
-            )
+        language = _require_str(_field(gt, "summary", task), "summary", task)
     elif isinstance(gt.get("summary"), str):
         language = gt["summary"]
     return Gold(items=tuple(raw), language=language)
@@ -88,12 +86,7 @@ def gold_label(ground_truth: Any, task: str) -> Gold:
     """``golden_label`` as a string; a bare string ground truth is accepted as the label."""
     gt = _unwrap(ground_truth)
     label = gt if isinstance(gt, str) else _field(gt, "golden_label", task)
-    if not isinstance(label, str):
-        raise GroundTruthError(
-            f"task {task!r}: ground_truth.golden_label must be a string, "
-            f"got {type(label).__name__}"
-        )
-    if not label.strip():
+    if not _require_str(label, "golden_label", task).strip():
         raise GroundTruthError(f"task {task!r}: ground_truth.golden_label is blank")
     return Gold(label=label)
 

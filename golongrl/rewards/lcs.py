@@ -106,6 +106,25 @@ class _Layout:
         return int.from_bytes(raw, "little")
 
 
+def _table_rows(
+    sentence: Sequence[int], masks: dict[int, tuple[int, int]], data: int
+) -> list[int]:
+    """Hyyrö rows ``V_1 .. V_n`` of the LCS table of ``sentence`` against every segment.
+
+    ``V' = (V + (V & M)) | (V & ~M)``; the carry out of a segment lands in the next guard bit
+    and is masked off with ``data``.
+    """
+    rows: list[int] = []
+    v = data
+    for tok in sentence:
+        pair = masks.get(tok)
+        if pair is not None:
+            u = v & pair[0]
+            v = ((v + u) | (v - u)) & data
+        rows.append(v)
+    return rows
+
+
 def union_lcs_words(
     reference: Sequence[Sequence[int]], candidate: Sequence[Sequence[int]]
 ) -> set[int]:
@@ -131,14 +150,7 @@ def union_lcs_words(
             # Every word this sentence could contribute is already in the union (or absent
             # from the candidate); its alignment cannot change the result.
             continue
-        rows: list[int] = []
-        v = data
-        for tok in sentence:
-            pair = masks.get(tok)
-            if pair is not None:
-                u = v & pair[0]
-                v = ((v + u) | (v - u)) & data
-            rows.append(v)
+        rows = _table_rows(sentence, masks, data)
         pointer = rstart
         for i in range(len(sentence) - 1, -1, -1):
             tok = sentence[i]
@@ -162,20 +174,29 @@ def recon_depth(reference: Sequence[int], candidate: Sequence[int]) -> int:
     call that hits ``i == 0`` or ``j == 0``.  Used to reproduce the reference's
     ``RecursionError`` on long sentences (spec §3.4 quirk 7).
     """
-    n, m = len(reference), len(candidate)
-    if n == 0 or m == 0:
+    if not reference or not candidate:
         return 1
-    layout = _Layout([candidate])
+    return SentenceDepth(candidate).depth(reference)
+
+
+class SentenceDepth:
+    """:func:`recon_depth` against one candidate sentence, reusable for many reference
+    sentences (the candidate's bit layout is built once)."""
+
+    def __init__(self, candidate: Sequence[int]) -> None:
+        self.layout = _Layout([candidate])
+
+    def depth(self, reference: Sequence[int]) -> int:
+        """Nested ``_recon`` calls for ``reference`` against this candidate."""
+        if not reference:
+            return 1
+        return _recon_depth(self.layout, reference)
+
+
+def _recon_depth(layout: _Layout, reference: Sequence[int]) -> int:
+    n = len(reference)
     masks = layout.masks(reference)
-    data = layout.data
-    rows: list[int] = []
-    v = data
-    for tok in reference:
-        pair = masks.get(tok)
-        if pair is not None:
-            u = v & pair[0]
-            v = ((v + u) | (v - u)) & data
-        rows.append(v)
+    rows = _table_rows(reference, masks, layout.data)
     pointer_pos = (layout.rstart).bit_length() - 1
     guard_pos = (layout.rguard).bit_length() - 1
     steps = 0

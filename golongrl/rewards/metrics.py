@@ -13,7 +13,7 @@ import math
 from collections import Counter
 from collections.abc import Hashable, Sequence
 
-from golongrl.rewards.lcs import lcs_length, recon_depth, union_lcs_words
+from golongrl.rewards.lcs import SentenceDepth, lcs_length, union_lcs_words
 
 
 def set_f1(gold: Sequence[str], pred: Sequence[str]) -> float:
@@ -149,12 +149,17 @@ def rouge_l_summary_level(reference: str, candidate: str, *, recursion_budget: i
     vocab: dict[str, int] = {}
     ref_ids = [[vocab.setdefault(w, len(vocab)) for w in s] for s in ref_sentences]
     hyp_ids = [[vocab.setdefault(w, len(vocab)) for w in s] for s in hyp_sentences]
-    longest_hyp = max(len(s) for s in hyp_ids)
-    for r in ref_ids:
-        if len(r) + longest_hyp + 1 <= recursion_budget:
-            continue
-        for c in hyp_ids:
-            if len(r) + len(c) + 1 > recursion_budget and recon_depth(r, c) > recursion_budget:
+    # The walk takes between min(n, m) and n + m steps, so only pairs whose lengths straddle
+    # the budget need their exact depth.
+    for c in hyp_ids:
+        depth: SentenceDepth | None = None
+        for r in ref_ids:
+            if len(r) + len(c) + 1 <= recursion_budget:
+                continue
+            if min(len(r), len(c)) + 1 > recursion_budget:
+                raise RougeRecursionError("LCS reconstruction exceeds the recursion budget")
+            depth = depth or SentenceDepth(c)
+            if depth.depth(r) > recursion_budget:
                 raise RougeRecursionError("LCS reconstruction exceeds the recursion budget")
     m = len({t for s in ref_ids for t in s})
     n = len({t for s in hyp_ids for t in s})

@@ -72,7 +72,14 @@ class ScoreOptions:
 _OPTION_NAMES = frozenset(ScoreOptions.__dataclass_fields__)
 # verl's reward manager passes these to every custom reward function; they mean nothing here.
 _VERL_PASSTHROUGH = frozenset(
-    {"sandbox_fusion_url", "concurrent_semaphore", "memory_limit_mb", "enable_repetition_penalty"}
+    {
+        "sandbox_fusion_url",
+        "concurrent_semaphore",
+        "memory_limit_mb",
+        "enable_repetition_penalty",
+        "reward_router_address",
+        "reward_model_tokenizer",
+    }
 )
 _warned: set[str] = set()
 
@@ -297,7 +304,9 @@ def _math(tail: str, gold: str, opts: ScoreOptions) -> Result:
 
 
 def _faithful_iou(s: str, gold: Gold) -> Result:
-    region = s.partition("<answer>")[2].partition("</answer>")[0].strip() if "<answer>" in s else s.strip()
+    region = s.strip()
+    if "<answer>" in s:  # the first block, wherever it is (quirk 8)
+        region = s.partition("<answer>")[2].partition("</answer>")[0].strip()
     try:
         pred = json.loads(region).get("data", [])
     except (json.JSONDecodeError, AttributeError, TypeError):
@@ -349,7 +358,8 @@ def _hardened(p: Prepared, s: str, opts: ScoreOptions) -> Result:
     if p.task == "comprehension":
         return _multiple_choice(answer, p.gold.label, strict=True)
     if p.task == "numerical_reasoning":
-        if not answer.strip():
+        answer = answer.strip()  # trailing padding must not push the answer out of the tail
+        if not answer:
             return 0.0, REASON_PARSE
         return _math(answer[-opts.math_tail_chars :], p.gold.label, opts)
     if p.task == "structured_extraction":

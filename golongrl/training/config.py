@@ -417,11 +417,12 @@ def _format_errors(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``base`` with ``overrides`` merged in recursively (mappings merge, others replace)."""
     out = copy.deepcopy(base)
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -450,11 +451,11 @@ def config_from_dict(raw: dict[str, Any], *, source: str = "<dict>",
     """
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: top level must be a mapping, got {type(raw).__name__}")
-    merged = _deep_merge(raw, overrides or {})
+    merged = deep_merge(raw, overrides or {})
     if quick:
         if not merged.get("quick"):
             raise ConfigError(f"{source}: --quick needs a 'quick:' section of overrides in the config")
-        merged = _deep_merge(merged, merged["quick"])
+        merged = deep_merge(merged, merged["quick"])
     try:
         return TrainConfig.model_validate(merged)
     except ValidationError as err:

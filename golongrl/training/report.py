@@ -27,8 +27,9 @@ def _pyplot() -> Any:
     return plt
 
 
-def task_series(history: Sequence[dict[str, Any]], name: str) -> dict[str, tuple[list[int], list[float]]]:
-    """``{task: (steps, values)}`` of ``task_metrics/<task>/<name>`` over the logged steps.
+def task_series(history: Sequence[dict[str, Any]], name: str, prefix: str = _TASK_PREFIX
+                ) -> dict[str, tuple[list[int], list[float]]]:
+    """``{task: (steps, values)}`` of ``<prefix><task>/<name>`` over the logged steps.
 
     A task absent from a step's batch (dynamic sampling dropped all its groups) is plotted as a
     gap, not as zero, so a curve never fakes a collapse.
@@ -36,26 +37,30 @@ def task_series(history: Sequence[dict[str, Any]], name: str) -> dict[str, tuple
     out: dict[str, tuple[list[int], list[float]]] = {}
     for row in history:
         for key, value in row.items():
-            if key.startswith(_TASK_PREFIX) and key.endswith("/" + name) and value is not None:
-                task = key[len(_TASK_PREFIX):-len(name) - 1]
+            if key.startswith(prefix) and key.endswith("/" + name) and value is not None:
+                task = key[len(prefix):-len(name) - 1]
                 steps, values = out.setdefault(task, ([], []))
                 steps.append(int(row["step"]))
                 values.append(float(value))
     return dict(sorted(out.items()))
 
 
-def plot_task_metric(history: Sequence[dict[str, Any]], name: str, path: Path, *, title: str, ylabel: str) -> Path | None:
-    """One line per task of ``task_metrics/<task>/<name>`` against the training step."""
-    series = task_series(history, name)
-    if not series:
-        return None
+def plot_task_metric(history: Sequence[dict[str, Any]], name: str, path: Path, *, title: str, ylabel: str,
+                     prefix: str = _TASK_PREFIX) -> Path:
+    """One line per task of ``<prefix><task>/<name>`` against the training step (a PNG that
+    says so when there is nothing to draw, rather than no file)."""
+    series = task_series(history, name, prefix)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for task, (steps, values) in series.items():
         ax.plot(steps, values, marker="o", markersize=3, label=task)
     ax.set(title=title, xlabel="training step", ylabel=ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="best")
+    if series:
+        ax.legend(fontsize=7, ncol=2, loc="best")
+    else:
+        ax.text(0.5, 0.5, "no data: dynamic sampling kept no prompt group in any step",
+                ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -66,8 +71,8 @@ def plot_task_metric(history: Sequence[dict[str, Any]], name: str, path: Path, *
 def plot_training(history: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
     """Per-task reward, rate_adv and rate_num curves, plus the batch-level loss diagnostics."""
     made = [
-        plot_task_metric(history, "mean_reward", out_dir / "task_reward.png",
-                         title="Training reward per task (kept groups)", ylabel="mean reward"),
+        plot_task_metric(history, "mean_reward", out_dir / "task_reward.png", prefix="generated/",
+                         title="Training reward per task (all generated rollouts)", ylabel="mean reward"),
         plot_task_metric(history, "rate_adv", out_dir / "rate_adv.png",
                          title="rate_adv: task share of the summed within-prompt reward std", ylabel="share"),
         plot_task_metric(history, "rate_num", out_dir / "rate_num.png",
@@ -88,7 +93,7 @@ def plot_training(history: Sequence[dict[str, Any]], out_dir: Path) -> list[Path
         fig.savefig(out_dir / "diagnostics.png", dpi=110)
         plt.close(fig)
         made.append(out_dir / "diagnostics.png")
-    return [p for p in made if p is not None]
+    return made
 
 
 def plot_eval(before: EvalResult, after: EvalResult, path: Path) -> Path:
@@ -162,15 +167,19 @@ def write_report(run_dir: Path, *, cfg_dict: dict[str, Any], before: EvalResult,
         lines.append(f"Evaluation prompts dropped as over-long: {before.dropped_overlong}.")
     lines.append("")
     lines += ["## Training", ""]
-    series = task_series(history, "mean_reward")
+    series = task_series(history, "mean_reward", "generated/")
     if series:
-        lines += ["Reward on the kept training groups, first vs last logged step (dynamic sampling keeps only "
-                  "groups with spread, so these are not held-out numbers):", "",
+        lines += ["Reward on all generated training rollouts per task, first vs last step (training prompts, "
+                  "sampled at temperature 1, so not comparable with the held-out numbers above):", "",
                   "| task | steps seen | first | last |", "|---|---:|---:|---:|"]
         for task, (steps, values) in series.items():
             lines.append(f"| {task} | {len(steps)} | {values[0]:.3f} | {values[-1]:.3f} |")
         lines.append("")
     if history:
+        updated = sum(1 for row in history if row.get("actor/updated"))
+        lines.append(f"Steps that updated the policy: {updated} of {len(history)} (a step whose every prompt "
+                     "group had equal rewards makes no update).")
+        lines.append("")
         last = history[-1]
         keys = ["reward/mean_generated", "rollout/kept_groups", "rollout/gen_batches", "actor/pg_loss",
                 "actor/grad_norm", "actor/pg_clipfrac", "rollout/response_length_mean", "time/step_s"]

@@ -157,6 +157,8 @@ class Rollouts:
     """Flat per-response lists (length N = groups x n); responses of one prompt are adjacent."""
 
     prompts: list[Prompt] = field(default_factory=list)
+    group_ids: list[int] = field(default_factory=list)
+    """One id per drawn prompt: a prompt drawn twice in a step (small data) forms two groups."""
     response_ids: list[list[int]] = field(default_factory=list)
     rollout_logprobs: list[torch.Tensor] = field(default_factory=list)
     truncated: list[bool] = field(default_factory=list)
@@ -189,7 +191,7 @@ def left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, 
 
 @torch.no_grad()
 def generate_rollouts(model: torch.nn.Module, tokenizer: Any, prompts: Sequence[Prompt], cfg: RolloutConfig,
-                      *, micro_batch: int, device: torch.device) -> Rollouts:
+                      *, micro_batch: int, device: torch.device, first_group: int = 0) -> Rollouts:
     """``cfg.n`` sampled responses per prompt, with the log-prob of each sampled token.
 
     Log-probs are taken from the raw logits at temperature ``cfg.temperature`` (the policy the
@@ -201,13 +203,13 @@ def generate_rollouts(model: torch.nn.Module, tokenizer: Any, prompts: Sequence[
         raise ValueError("rollout.temperature must be > 0 for RL rollouts (greedy samples carry no exploration)")
     eos_ids = _eos_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
-    expanded = [p for p in prompts for _ in range(cfg.n)]
+    expanded = [(first_group + g, p) for g, p in enumerate(prompts) for _ in range(cfg.n)]
     out = Rollouts()
     was_training = model.training
     model.eval()
     for start in range(0, len(expanded), micro_batch):
         chunk = expanded[start:start + micro_batch]
-        ids, mask = left_pad([p.input_ids for p in chunk], pad_id)
+        ids, mask = left_pad([p.input_ids for _, p in chunk], pad_id)
         gen = model.generate(
             input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=True,
             temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k if cfg.top_k > 0 else 0,
@@ -216,11 +218,12 @@ def generate_rollouts(model: torch.nn.Module, tokenizer: Any, prompts: Sequence[
         new = gen.sequences[:, ids.shape[1]:].cpu()
         logits = torch.stack(gen.logits, dim=1).float().cpu() / cfg.temperature  # [B, T, V]
         logprobs = torch.log_softmax(logits, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)
-        for i, p in enumerate(chunk):
+        for i, (group, p) in enumerate(chunk):
             tokens = new[i].tolist()
             end = next((t + 1 for t, tok in enumerate(tokens) if tok in eos_ids), None)
             length = end if end is not None else len(tokens)
             out.prompts.append(p)
+            out.group_ids.append(group)
             out.response_ids.append(tokens[:length])
             out.rollout_logprobs.append(logprobs[i, :length].clone())
             out.truncated.append(end is None)
@@ -456,7 +459,8 @@ class Trainer:
         kept, seen = Rollouts(), Rollouts()
         while control.need_more:
             ro = generate_rollouts(self.model, self.tokenizer, self.stream.take(cfg.batch.generation_prompts),
-                                   cfg.rollout, micro_batch=cfg.batch.generation_micro_batch, device=self.device)
+                                   cfg.rollout, micro_batch=cfg.batch.generation_micro_batch, device=self.device,
+                                   first_group=len(seen) // n)
             score_rollouts(ro, cfg)
             seen.extend(ro)
             if filtering:
@@ -484,6 +488,11 @@ class Trainer:
 
         metrics = {f"advantage/{k}" if "/" not in k else k: float(v) for k, v in adv_metrics.items()}
         metrics.update(task_metrics(scores, group_ids, [p.task for p in kept.prompts]))
+        # Reward per task over everything generated (before filtering): the unbiased training
+        # curve, and defined even in a step where dynamic sampling kept nothing.
+        for key, value in task_metrics(seen.scores, seen.group_ids, [p.task for p in seen.prompts]).items():
+            if key.endswith("/mean_reward"):
+                metrics["generated/" + key[len("task_metrics/"):]] = value
         metrics.update(self._rollout_metrics(seen, kept, gen_batches))
         metrics.update(control.metrics())
         return StepBatch(kept, advantages, gen_batches, metrics)
@@ -702,7 +711,7 @@ class Trainer:
 
 
 def _group_ids(ro: Rollouts) -> torch.Tensor:
-    return torch.tensor([p.uid for p in ro.prompts], dtype=torch.long)
+    return torch.tensor(ro.group_ids, dtype=torch.long)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,167 @@
+"""Reward scoring at GoLongRL scale: golongrl vs the reference libraries, side by side.
+
+One synthetic RL step (default 2,048 responses, the nine task types mixed as in GoLongRL, see
+``golongrl.rewards.synthetic``; responses up to 16K words, summaries of 300-2,000 words) is
+scored by
+
+* the reference scorer on its own libraries (pltrdy ``rouge``, ``pytrec_eval``, ``math_verify``;
+  ``golongrl.rewards.reference``), serially, as GoLongRL's reward manager does;
+* golongrl faithful mode in-process (same single core: the like-for-like ratio);
+* golongrl faithful and hardened through ``score_batch`` on a warm worker pool (the step time
+  a trainer sees).
+
+It prints per-task times, both totals, the ratios and the faithful-vs-reference parity.  When
+``--ref-limit`` is below the step size the reference runs on a stratified subset (every task
+kept in proportion) and its full-step time is extrapolated per task from measured per-item
+means; the output says so.
+
+    .venv/bin/python benchmarks/rewards.py            # full step
+    .venv/bin/python benchmarks/rewards.py --n 256    # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from collections import defaultdict
+from typing import Any
+
+
+def _clear_math_caches() -> None:
+    # math_verify memoises parses; without clearing, whichever side runs second gets free hits.
+    from math_verify import parser
+
+    for name in ("parse_latex_cached", "parse_expr_cached"):
+        getattr(parser, name).cache_clear()
+
+
+def _key(req: dict[str, Any]) -> str:
+    from golongrl.tasks import resolve_task
+
+    task = resolve_task(req["data_source"], req["extra_info"])
+    return f"{task} (lbp)" if req["data_source"] == "longbench_pro" and task == "comprehension" else task
+
+
+def _stratified(keys: list[str], limit: int, seed: int) -> list[int]:
+    by_key: dict[str, list[int]] = defaultdict(list)
+    for i, k in enumerate(keys):
+        by_key[k].append(i)
+    if limit >= len(keys):
+        return list(range(len(keys)))
+    rng = random.Random(seed)
+    chosen: list[int] = []
+    for idx in by_key.values():
+        take = max(1, round(len(idx) * limit / len(keys)))
+        chosen.extend(rng.sample(idx, min(take, len(idx))))
+    return sorted(chosen)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=2048, help="responses in the step")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-tokens", type=int, default=16_384, help="longest response, words")
+    parser.add_argument("--workers", type=int, default=2, help="pool size for score_batch")
+    parser.add_argument(
+        "--ref-limit", type=int, default=None,
+        help="score at most this many items with the reference (stratified); default: all",
+    )
+    args = parser.parse_args()
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from golongrl.rewards import close_pool, score_batch
+    from golongrl.rewards.reference import reference_score
+    from golongrl.rewards.scoring import ScoreOptions, prepare, score_prepared
+    from golongrl.rewards.synthetic import make_requests
+
+    console = Console()
+    requests = make_requests(args.n, seed=args.seed, max_tokens=args.max_tokens)
+    keys = [_key(r) for r in requests]
+    n_words = sorted(len(r["solution_str"].split()) for r in requests)
+    console.print(
+        f"step: {len(requests)} responses, words per response median {n_words[len(n_words) // 2]}, "
+        f"max {n_words[-1]}, total {sum(n_words):,}"
+    )
+
+    # Warm-up on a different small step: imports, jieba, pools (a trainer's steady state).
+    warm = make_requests(32, seed=args.seed + 1, max_tokens=512)
+    for r in warm:
+        reference_score(r["data_source"], r["solution_str"], r["ground_truth"], r["extra_info"])
+    score_batch(warm, mode="faithful", workers=args.workers)
+
+    # Reference, serial.
+    ref_idx = _stratified(keys, args.ref_limit or len(requests), args.seed)
+    _clear_math_caches()
+    ref_scores: dict[int, float] = {}
+    ref_time: dict[str, float] = defaultdict(float)
+    ref_count: dict[str, int] = defaultdict(int)
+    for i in ref_idx:
+        r = requests[i]
+        t0 = time.perf_counter()
+        ref_scores[i] = reference_score(r["data_source"], r["solution_str"], r["ground_truth"], r["extra_info"])
+        ref_time[keys[i]] += time.perf_counter() - t0
+        ref_count[keys[i]] += 1
+
+    # golongrl faithful, serial in this process (same core as the reference).
+    _clear_math_caches()
+    opts = ScoreOptions()
+    ours_scores: list[float] = []
+    ours_time: dict[str, float] = defaultdict(float)
+    ours_count: dict[str, int] = defaultdict(int)
+    for r, k in zip(requests, keys):
+        t0 = time.perf_counter()
+        p = prepare(r["data_source"], r["ground_truth"], r["extra_info"], "faithful")
+        ours_scores.append(score_prepared(p, r["solution_str"], "faithful", opts)[0])
+        ours_time[k] += time.perf_counter() - t0
+        ours_count[k] += 1
+
+    # golongrl through the warm pool: the step time a trainer sees.
+    pooled: dict[str, float] = {}
+    for mode in ("faithful", "hardened"):
+        close_pool()
+        score_batch(warm, mode=mode, workers=args.workers)
+        t0 = time.perf_counter()
+        results = score_batch(requests, mode=mode, workers=args.workers)
+        pooled[mode] = time.perf_counter() - t0
+        if mode == "faithful":
+            assert [r.score for r in results] == ours_scores, "pooled and in-process scores differ"
+
+    table = Table(title="per task (ms per item, one core)")
+    for col in ("task", "n", "reference", "golongrl faithful", "ratio"):
+        table.add_column(col, justify="left" if col == "task" else "right")
+    ref_full = 0.0
+    for k in sorted(ours_count, key=lambda k: -ours_count[k]):
+        ref_ms = 1e3 * ref_time[k] / ref_count[k] if ref_count[k] else float("nan")
+        ours_ms = 1e3 * ours_time[k] / ours_count[k]
+        ref_full += ref_ms / 1e3 * ours_count[k]
+        table.add_row(k, str(ours_count[k]), f"{ref_ms:.2f}", f"{ours_ms:.2f}", f"{ref_ms / ours_ms:.1f}x")
+    console.print(table)
+
+    ours_total = sum(ours_time.values())
+    measured_ref = sum(ref_time.values())
+    subset = len(ref_idx) < len(requests)
+    label = (
+        f"reference, extrapolated from a stratified subset of {len(ref_idx)} items "
+        f"(measured {measured_ref:.1f} s on it)"
+        if subset else "reference, measured on the full step"
+    )
+    mismatches = [i for i in ref_idx if ref_scores[i] != ours_scores[i]]
+    max_dev = max((abs(ref_scores[i] - ours_scores[i]) for i in ref_idx), default=0.0)
+    console.print(f"{label}: {ref_full:.1f} s (one core)")
+    console.print(f"golongrl faithful, in-process: {ours_total:.2f} s (one core) -> {ref_full / ours_total:.1f}x")
+    for mode, seconds in pooled.items():
+        console.print(
+            f"golongrl {mode}, score_batch with {args.workers} workers (warm pool): {seconds:.2f} s "
+            f"-> {ref_full / seconds:.1f}x vs the serial reference"
+        )
+    console.print(
+        f"faithful parity on {len(ref_idx)} items: {len(ref_idx) - len(mismatches)} identical, "
+        f"{len(mismatches)} different, max |diff| {max_dev:.3g}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""Every benchmark end to end through `golongrl eval`: official-format files written here, the
+model and the judge served by local stub servers, scores checked against hand-worked values."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from openai_stub_server import StubServer, last_user_message
+from typer.testing import CliRunner
+
+from golongrl.cli import app
+from golongrl.evaluation.benchmarks import BenchmarkDataError, LoadOptions, get_benchmark
+
+P = "Xy12Ab34Cd"
+
+# (substring of the prompt, model reply): what the stub "model" answers.
+MODEL_RULES = [
+    ("What is the margin?", "<think>12.5 over 100</think>Therefore, the answer is 12.5%"),
+    ("How many units?", "Therefore, the answer is 8"),
+    ("Which colour is the sky?", "The text says blue.\nANSWER: B"),
+    ("Which animal barks?", "ANSWER: A"),
+    ("Who wrote Emma?", "Therefore, the answer is Jane Austen."),
+    ("When was it published?", "Therefore, the answer is eighteen thirteen"),
+    ("2nd poem about tapirs", P + "tapirs are round"),
+    ("1st poem about owls", "owls at night"),
+    ("total revenue", "Summing up, the answer is: 42 million"),
+    ("how many schools", "the answer is: 9"),
+    ("capital of France", "Therefore, the answer is Paris"),
+    ("When did I move?", "You moved in May."),
+    ("What is my cat called?", "I don't know."),
+]
+# What the stub "judge" answers (first matching substring wins; default [[NO]]).
+JUDGE_RULES = [
+    ("Answer 1: 1813\nAnswer 2: eighteen thirteen", "same year [[YES]]"),
+    ("Answer 1: 42 million\nAnswer 2: 42", "equivalent [[YES]]"),
+    ("Answer 1: Paris\nAnswer 2: Paris", "[[YES]]"),
+    ("Model's Response: You moved in May.", "[[CORRECT]]"),
+]
+
+
+def _write_json(path: Path, rows: object) -> Path:
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    return path
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    root.mkdir()
+    _write_json(
+        root / "docmath.json",
+        [
+            {"question_id": "d1", "question": "What is the margin?", "paragraphs": ["Revenue 100.", "Profit 12.5."], "ground_truth": 12.5},
+            {"question_id": "d2", "question": "How many units?", "paragraphs": ["Seven units."], "ground_truth": 7},
+        ],
+    )
+    (root / "lbv2").mkdir()
+    _write_json(
+        root / "lbv2" / "data.json",
+        [
+            {"_id": "l1", "question": "Which colour is the sky?", "context": "The sky is blue.", "choice_A": "red", "choice_B": "blue", "choice_C": "green", "choice_D": "black", "answer": "B", "length": "short", "difficulty": "easy", "domain": "Single-Document QA"},
+            {"_id": "l2", "question": "Which animal barks?", "context": "Dogs bark.", "choice_A": "cat", "choice_B": "cow", "choice_C": "dog", "choice_D": "owl", "answer": "C", "length": "long", "difficulty": "hard", "domain": "Single-Document QA"},
+        ],
+    )
+    _write_jsonl(
+        root / "frames.jsonl",
+        [
+            {"Prompt": "Who wrote Emma?", "Answer": "Jane Austen", "wiki_items": [{"title": "Emma", "text": "Emma is a novel by Jane Austen."}]},
+            {"Prompt": "When was it published?", "Answer": "1813", "wiki_items": [{"title": "P&P", "text": "Published in 1813."}]},
+        ],
+    )
+    tapir = [{"role": "user", "content": "write a poem about tapirs"}, {"role": "assistant", "content": "tapirs are round"}]
+    _write_jsonl(
+        root / "mrcr.jsonl",
+        [
+            {"id": "m1", "prompt": json.dumps(tapir + [{"role": "user", "content": f"Prepend {P} to the 2nd poem about tapirs."}]), "answer": P + "tapirs are round", "random_string_to_prepend": P, "n_needles": 2},
+            {"id": "m2", "prompt": json.dumps(tapir + [{"role": "user", "content": f"Prepend {P} to the 1st poem about owls."}]), "answer": P + "owls at night", "random_string_to_prepend": P, "n_needles": 4},
+        ],
+    )
+    _write_jsonl(
+        root / "corpusqa.jsonl",
+        [
+            {"id": "financial_en_1", "prompt": [{"role": "user", "content": "docs... What is the total revenue?"}], "question": "What is the total revenue?", "answer": "42"},
+            {"id": "education_en_7", "prompt": [{"role": "user", "content": "docs... how many schools?"}], "question": "how many schools?", "answer": "12"},
+        ],
+    )
+    (root / "lbv1qa").mkdir()
+    for subset in ("narrativeqa", "qasper", "hotpotqa", "2wikimqa", "musique"):
+        _write_jsonl(
+            root / "lbv1qa" / f"{subset}.jsonl",
+            [{"_id": f"{subset}-1", "input": "What is the capital of France?" if subset != "musique" else "Who?", "context": "France's capital is Paris.", "answers": ["Paris", "paris city"]}],
+        )
+    _write_json(
+        root / "longmemeval.json",
+        [
+            {"question_id": "q1", "question_type": "single-session-user", "question": "When did I move?", "answer": "May", "haystack_sessions": [[{"role": "user", "content": "I moved in May"}]], "haystack_dates": ["2023/05/01"]},
+            {"question_id": "q2_abs", "question_type": "single-session-user", "question": "What is my cat called?", "answer": "not mentioned", "haystack_sessions": [[{"role": "user", "content": "hello"}]], "haystack_dates": ["2023/05/02"]},
+        ],
+    )
+    return root
+
+
+@pytest.fixture
+def servers() -> Iterator[tuple[StubServer, StubServer]]:
+    with StubServer(MODEL_RULES, default="no idea") as model, StubServer(JUDGE_RULES, default="[[NO]]") as judge:
+        yield model, judge
+
+
+def test_all_benchmarks_through_the_cli(data_dir: Path, servers: tuple[StubServer, StubServer], tmp_path: Path) -> None:
+    model, judge = servers
+    out = tmp_path / "out"
+    args = [
+        "eval", f"openai:{model.base_url}#policy", "--data-dir", str(data_dir), "--judge", f"openai:{judge.base_url}#judge",
+        "--tokenizer", "smollm2", "--max-new-tokens", "64", "--out", str(out),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    expected = {
+        "docmath": 50.0,  # rule hit on 12.5 %; 8 vs 7 fails rule and judge
+        "lbv2": 50.0,
+        "frames": 100.0,  # CEM on "Jane Austen", judge YES on 1813
+        "mrcr": 50.0,  # prefix present and exact; missing prefix scores 0
+        "corpusqa": 50.0,
+        "lbv1qa": 80.0,  # macro mean over five subsets, musique's question gets [[NO]]
+        "longmemeval": 50.0,
+    }
+    assert {k: round(v["overall"], 6) for k, v in summary.items()} == expected
+    assert summary["docmath"]["components"] == {"rule_acc": 50.0, "judge_acc": 0.0}
+    assert summary["lbv2"]["by_group"]["length"] == {"long": {"score": 0.0, "n": 1}, "short": {"score": 100.0, "n": 1}}
+    assert summary["mrcr"]["by_group"]["needles"]["2"]["score"] == 100.0
+    assert summary["longmemeval"]["by_group"]["ability"]["abstention"]["score"] == 0.0
+    assert summary["corpusqa"]["by_group"]["domain"]["financial_en"]["score"] == 100.0
+    table = (out / "summary.md").read_text()
+    assert "| Model | Avg | DocMath | LBV2 | Frames | MRCR | CorpusQA | LBV1-QA |" in table
+    assert f"| **openai:{model.base_url}#policy** (this run) | 63.3 | 50.0 | 50.0 | 100.0 | 50.0 | 50.0 | 80.0 |" in table
+    rows = [json.loads(line) for line in (out / "docmath.predictions.jsonl").read_text().splitlines()]
+    assert rows[0]["response"].startswith("<think>")  # raw text kept; scoring saw it stripped
+
+    # A rerun is answered from the cache: no new model or judge requests.
+    before = (model.request_count, judge.request_count)
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert (model.request_count, judge.request_count) == before
+
+
+def test_rule_only_fallback_without_judge(data_dir: Path, servers: tuple[StubServer, StubServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, _ = servers
+    monkeypatch.delenv("JUDGE_BASE_URL", raising=False)
+    out = tmp_path / "out"
+    args = ["eval", f"openai:{model.base_url}#p", "-b", f"lbv1qa={data_dir / 'lbv1qa'}", "-b", f"corpusqa={data_dir / 'corpusqa.jsonl'}", "--out", str(out), "--max-new-tokens", "8"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert "corpusqa" not in summary  # judge-only benchmark skipped with a message
+    assert summary["lbv1qa"]["overall"] == pytest.approx(80.0)  # token F1 stands in: "Paris" == "Paris"
+
+
+def test_malformed_files_name_file_row_and_field(tmp_path: Path) -> None:
+    bad = _write_jsonl(tmp_path / "mrcr.jsonl", [{"prompt": "[]", "answer": "x"}])
+    with pytest.raises(BenchmarkDataError, match=r"mrcr.jsonl, row 1: missing field 'random_string_to_prepend'"):
+        get_benchmark("mrcr").loader(bad, LoadOptions())
+    broken = tmp_path / "data.json"
+    broken.write_text("{not json")
+    with pytest.raises(BenchmarkDataError, match="invalid JSON"):
+        get_benchmark("lbv2").loader(broken, LoadOptions())
+    with pytest.raises(BenchmarkDataError, match="none of"):
+        get_benchmark("frames").loader(tmp_path, LoadOptions())
+    with pytest.raises(KeyError, match="unknown benchmark"):
+        get_benchmark("nope")
+
+
+def test_truncation_applies_the_token_budget(data_dir: Path) -> None:
+    from golongrl.inference import load_tokenizer
+
+    tok = load_tokenizer("smollm2")
+    items = get_benchmark("docmath").loader(data_dir / "docmath.json", LoadOptions(tokenizer=tok, max_input_tokens=20, limit=1))
+    content = items[0].messages[0]["content"]
+    assert len(items) == 1 and content.startswith("Please read") and content.endswith('(insert answer here)".')
+    assert len(tok.encode(content, add_special_tokens=False)) <= 22
+    with pytest.raises(BenchmarkDataError, match="needs the target tokenizer"):
+        get_benchmark("docmath").loader(data_dir / "docmath.json", LoadOptions(max_input_tokens=20))
+
+
+def test_routing_of_last_user_message() -> None:
+    assert last_user_message({"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}]}]}) == "a"

@@ -1,0 +1,110 @@
+"""score_batch (process pool, time cap, reasons), thread safety and the ``golongrl score`` CLI."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from golongrl.cli import app
+from golongrl.rewards import GroundTruthError, ScoreRequest, compute_score, score_batch
+from rewards_fixtures import CORRECT, ROWS, think
+
+# A power tower sympy tries to evaluate: math_verify's own alarm cannot interrupt the C-level
+# big-integer arithmetic, so only killing the worker bounds it.
+LATEX_BOMB = "\\boxed{9^{9^{9^{9^{9}}}}}"
+
+
+def _requests() -> list[ScoreRequest]:
+    out = []
+    for task, row in sorted(ROWS.items()):
+        out.append(ScoreRequest(solution_str=think(CORRECT[task]), **row))
+        out.append(ScoreRequest(solution_str=think("nothing useful"), **row))
+    return out
+
+
+def test_pooled_results_match_in_process_results_in_order() -> None:
+    requests = _requests()
+    pooled = score_batch(requests, workers=2)
+    serial = score_batch(requests, workers=0)
+    assert pooled == serial
+    assert [r.score for r in pooled[::2]] == [1.0] * len(ROWS)
+    assert [r.task for r in pooled[::2]] == sorted(ROWS)
+    assert score_batch([], workers=2) == []
+
+
+def test_reasons_explain_zeros() -> None:
+    row = ROWS["comprehension"]
+    results = score_batch(
+        [
+            {"solution_str": "<think>a<think>b</think>", **row},
+            {"solution_str": "no letter given", **row},
+            {"solution_str": "The correct answer is (C)", **row},
+        ],
+        workers=0,
+    )
+    assert [(r.score, r.reason) for r in results] == [(0.0, "format"), (0.0, "parse"), (0.0, None)]
+
+
+def test_a_stuck_sample_times_out_without_losing_its_neighbours() -> None:
+    row = ROWS["numerical_reasoning"]
+    items = [{"solution_str": think(f"\\boxed{{{i}}}"), **row} for i in (40, 41, 42, 43)]
+    items.insert(2, {"solution_str": think(LATEX_BOMB), **row})
+    results = score_batch(items, workers=2, timeout_s=2.0)
+    assert [r.reason for r in results] == [None, None, "timeout", None, None]
+    assert [r.score for r in results] == [0.0, 0.0, 0.0, 1.0, 0.0]
+    # The pool replaced the killed worker and keeps serving.
+    assert score_batch(items[:2] + items[3:], workers=2)[2].score == 1.0
+
+
+def test_malformed_gold_raises_naming_the_item() -> None:
+    bad = {"solution_str": "x", "data_source": "EM", "ground_truth": {}, "extra_info": {}}
+    with pytest.raises(GroundTruthError, match="item 1: .*golden_label"):
+        score_batch([{"solution_str": "Paris", **ROWS["precise_retrieval"]}, bad], workers=0)
+    with pytest.raises(GroundTruthError, match="item 0: missing key"):
+        score_batch([{"solution_str": "x"}], workers=0)
+
+
+def test_compute_score_works_off_the_main_thread() -> None:
+    row = ROWS["numerical_reasoning"]
+    with ThreadPoolExecutor(4) as pool:
+        scores = list(
+            pool.map(lambda s: compute_score(solution_str=think(s), **row), ["\\boxed{42}", "\\boxed{7}"] * 4)
+        )
+    assert scores == [1.0, 0.0] * 4
+
+
+def test_score_command_prints_a_table_and_writes_json(tmp_path: Path) -> None:
+    data = tmp_path / "data.jsonl"
+    responses = tmp_path / "responses.jsonl"
+    rows = []
+    for task in sorted(ROWS):
+        row = ROWS[task]
+        rows.append({
+            "data_source": row["data_source"],
+            "prompt": [{"role": "user", "content": "question"}],
+            "ability": task,
+            "reward_model": {"style": "rule", "ground_truth": row["ground_truth"]},
+            "extra_info": row["extra_info"],
+        })
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    lines = [{"index": i, "response": CORRECT[t]} for i, t in enumerate(sorted(ROWS))]
+    lines.append({"index": sorted(ROWS).index("precise_retrieval"), "response": "London"})
+    responses.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    out = tmp_path / "scores.json"
+    result = CliRunner().invoke(
+        app, ["score", str(data), str(responses), "--out", str(out), "--workers", "0"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "precise_retrieval" in result.output and "summarization" in result.output
+    report = json.loads(out.read_text())
+    assert report["n"] == len(ROWS) + 1
+    assert report["per_task"]["precise_retrieval"] == {"n": 2, "mean_score": 0.5, "reasons": {}}
+    assert all(item["score"] == 1.0 for item in report["items"][: len(ROWS)])
+
+    responses.write_text(json.dumps({"index": 99, "response": "x"}) + "\n")
+    result = CliRunner().invoke(app, ["score", str(data), str(responses), "--workers", "0"])
+    assert result.exit_code == 2 and "past the dataset" in result.output

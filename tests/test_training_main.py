@@ -1,0 +1,48 @@
+"""`golongrl main --quick` on a tiny model: the run folder and report have the promised structure."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from golongrl.cli import app
+
+sys.path.insert(0, str(Path(__file__).parent))
+from training_fixtures import REPO, write_dataset  # noqa: E402
+
+
+def test_main_quick_writes_a_complete_report(tmp_path: Path) -> None:
+    # Pre-built rows stand in for the default corpus build (over a minute on 2 cores; the data
+    # pipeline's own tests cover it); everything after the build is the real main job.
+    train = write_dataset(tmp_path / "train.jsonl", per_task=3)
+    held_out = write_dataset(tmp_path / "eval.jsonl", per_task=2)
+    run = tmp_path / "run"
+    args = ["main", "--config", str(REPO / "configs" / "tiny-test.yaml"), "--output", str(run), "--quick",
+            "--set", "data.build_config=null", "--set", f"data.train_files=[{train}]",
+            "--set", f"data.eval_files=[{held_out}]", "--set", "rollout.max_new_tokens=8",
+            "--set", "evaluation.max_new_tokens=8"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = (run / "report.md").read_text()
+    for section in ("## Held-out reward per task", "## Training", "## Plots", "## Timings", "## Config"):
+        assert section in report
+    for task in ("precise_retrieval", "comprehension", "numerical_reasoning"):
+        assert f"| {task} | 2 |" in report
+    assert "Did not move" in report or "Moved beyond noise" in report
+    for png in ("task_reward", "rate_adv", "rate_num", "diagnostics", "eval_before_after"):
+        assert (run / "plots" / f"{png}.png").stat().st_size > 1000
+        assert f"plots/{png}.png" in report
+    timings = json.loads((run / "timings.json").read_text())
+    assert {"eval_before_s", "train_s", "eval_after_s", "total_s"} <= set(timings)
+    before = json.loads((run / "eval" / "before.json").read_text())
+    assert set(before["per_task"]) == {"precise_retrieval", "comprehension", "numerical_reasoning"}
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert (run / "final" / "config.json").is_file()
+
+    # Rerunning resumes: nothing left to train, finished evaluations are reused.
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert json.loads((run / "eval" / "before.json").read_text()) == before

@@ -1,0 +1,192 @@
+"""The plugin where verl runs it: V1's _compute_advantage on a real local TransferQueue, and
+verl's entry point starting golongrl's TaskRunner (stopped once it waits for GPUs)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("verl")
+pytest.importorskip("transfer_queue")
+
+import torch  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from golongrl.advantages import compute_advantages, task_metrics  # noqa: E402
+from verl_fixtures import ROW_KINDS, labelled_batch  # noqa: E402
+
+pytestmark = pytest.mark.verl
+
+REPO = Path(__file__).resolve().parents[1]
+PARAMS = {"alpha": 0.8, "gamma": 1.0, "clamp": None, "eps": 1e-6, "std_floor": 0.0}
+
+
+@pytest.fixture(scope="module")
+def ray_address():
+    """One local Ray instance for the module (starting Ray is the slow part). TransferQueue's
+    actors reserve 2 logical CPUs; the entry-point test's TaskRunner needs one more."""
+    import ray
+
+    context = ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    yield context.address_info["address"]
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def transfer_queue(ray_address):
+    """A TransferQueue on the module's Ray instance, as verl's V1 TaskRunner sets it up."""
+    import transfer_queue as tq
+
+    from golongrl.engines.verl import plugin
+
+    tq.init(OmegaConf.create({"backend": {"SimpleStorage": {"num_data_storage_units": 1, "total_storage_size": 4096}}}))
+    plugin.install()
+    yield tq
+    tq.close()
+
+
+class _Trainer:
+    """The attributes of verl's V1 PPOTrainer that _compute_advantage reads."""
+
+    def __init__(self, estimator: str, n: int) -> None:
+        self.config = OmegaConf.create({
+            "algorithm": {"adv_estimator": estimator, "use_kl_in_reward": False, "gamma": 1.0, "lam": 1.0,
+                          "norm_adv_by_std_in_grpo": True, "rollout_correction": None,
+                          "golongrl": {"estimator_params": PARAMS}},
+            "actor_rollout_ref": {"rollout": {"n": n}},
+        })
+
+
+def _put_rollouts(tq, batch, partition: str):
+    """Rows shaped like verl's agent loop writes them: key {uid}_{session}_{output}, jagged
+    response_mask / rm_scores, and the dataset columns (data_source, extra_info) next to them."""
+    from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+    keys, rows, seen = [], [], {}
+    for i, uid in enumerate(batch["uid"]):
+        length = int(batch["response_mask"][i].sum())
+        session = seen.setdefault(uid, [0])
+        keys.append(f"{uid}_{session[0]}_0")
+        session[0] += 1
+        rows.append({
+            "uid": uid,
+            "response_mask": torch.ones(length, dtype=torch.int64),
+            "rm_scores": batch["token_level_rewards"][i, :length].clone(),
+            "data_source": batch["data_source"][i],
+            "extra_info": dict(batch["extra_info"][i]),
+        })
+    return tq.kv_batch_put(keys=keys, partition_id=partition, fields=list_of_dict_to_tensordict(rows)), keys
+
+
+def _advantages(tq, keys, partition):
+    nested = tq.kv_batch_get(keys=keys, partition_id=partition, select_fields=["advantages"])["advantages"]
+    return [row.clone() for row in nested.unbind(0)]
+
+
+@pytest.mark.parametrize("name", ["tmn_reweight", "qwenlong_task_norm", "grpo"])
+def test_v1_compute_advantage_through_transfer_queue_gives_golongrls_advantages(transfer_queue, name):
+    from golongrl.engines.verl import plugin
+    from verl.trainer.ppo.v1 import trainer_base
+
+    batch = labelled_batch(seed=4)
+    meta, keys = _put_rollouts(transfer_queue, batch, partition=f"train-{name}")
+    metrics: dict = {}
+    verl_name = plugin.verl_estimator_name(name)
+    trainer_base.PPOTrainer._compute_advantage(_Trainer(verl_name, n=4), meta, metrics)
+    expected, _ = compute_advantages(name, batch["scores"], batch["uid"], batch["tasks"], **PARAMS)
+    for i, row in enumerate(_advantages(transfer_queue, keys, f"train-{name}")):
+        assert torch.equal(row, expected[i].expand_as(row))
+    assert {k: metrics[k] for k in task_metrics(batch["scores"], batch["uid"], batch["tasks"])} == pytest.approx(
+        task_metrics(batch["scores"], batch["uid"], batch["tasks"])
+    )
+    assert "advantages/mean" in metrics
+
+
+def test_v1_builtin_grpo_is_unchanged_and_still_gets_task_metrics(transfer_queue):
+    from verl.trainer.ppo.v1 import trainer_base
+
+    batch = labelled_batch(seed=5)
+    trainer = _Trainer("grpo", n=4)
+    meta_a, keys_a = _put_rollouts(transfer_queue, batch, partition="plain")
+    trainer_base.PPOTrainer._compute_advantage.golongrl_wrapped(trainer, meta_a, {})
+    meta_b, keys_b = _put_rollouts(transfer_queue, batch, partition="patched")
+    metrics: dict = {}
+    trainer_base.PPOTrainer._compute_advantage(trainer, meta_b, metrics)
+    for a, b in zip(_advantages(transfer_queue, keys_a, "plain"), _advantages(transfer_queue, keys_b, "patched")):
+        assert torch.equal(a, b)
+    assert "task_metrics/comprehension/mean_reward" in metrics
+
+
+def test_v1_refuses_multi_output_sessions_for_golongrl_estimators(transfer_queue):
+    from verl.trainer.ppo.v1 import trainer_base
+    from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+    ds, extra_info, _, _ = ROW_KINDS[0]
+    rows = [{"uid": "u", "response_mask": torch.ones(2, dtype=torch.int64), "rm_scores": torch.tensor([0.0, 1.0]),
+             "data_source": ds, "extra_info": extra_info} for _ in range(2)]
+    meta = transfer_queue.kv_batch_put(keys=["u_0_0", "u_0_1"], partition_id="multi",
+                                       fields=list_of_dict_to_tensordict(rows))
+    with pytest.raises(ValueError, match="multi-output agent loops"):
+        trainer_base.PPOTrainer._compute_advantage(_Trainer("tmn", n=1), meta, {})
+
+
+def _wait_for_line(proc: subprocess.Popen, needle: str, timeout_s: float) -> tuple[bool, list[str]]:
+    lines: list[str] = []
+    found = threading.Event()
+
+    def pump() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if needle in line:
+                found.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not found.is_set() and proc.poll() is None:
+        time.sleep(0.2)
+    return found.is_set(), lines
+
+
+def test_entry_point_installs_the_plugin_inside_verls_task_runner(tmp_path, ray_address):
+    """`golongrl train --engine verl`'s command on CPU: verl validates the config, starts Ray and
+    golongrl's TaskRunner actor, which reports the plugin installed in its own process; without
+    GPUs the run then waits for resources, so it is stopped there."""
+    from golongrl.data.io import write_records
+    from golongrl.engines.verl import launcher
+    from golongrl.engines.verl.plugin import INSTALLED_MESSAGE
+    from golongrl.inference.models import make_tiny_causal_lm
+
+    model = make_tiny_causal_lm(tmp_path / "model")
+    rows = [{"data_source": ds, "prompt": [{"role": "user", "content": f"question {i}"}], "ability": "qa",
+             "reward_model": {"style": "rule", "ground_truth": gt}, "extra_info": {**ei, "index": i}}
+            for i, (ds, ei, gt, _) in enumerate(ROW_KINDS * 4)]
+    write_records(tmp_path / "train.parquet", rows)
+    job = launcher.load_job(REPO / "configs" / "verl-qwen3-4b-1gpu.yaml", overrides=[
+        f"model.name_or_path={model}", f"data.train_files=[{tmp_path / 'train.parquet'}]", "data.eval_files=[]",
+        f"verl.output_dir={tmp_path / 'ckpt'}",
+    ])
+    # the driver joins the module's Ray instance (verl's run_ppo calls ray.init(), which honours RAY_ADDRESS)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_DEDUP_LOGS": "0", "RAY_ADDRESS": ray_address}
+    proc = subprocess.Popen(launcher.build_command(job), cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        found, lines = _wait_for_line(proc, INSTALLED_MESSAGE, timeout_s=120)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    output = "".join(lines)
+    assert found, f"plugin never reported from the TaskRunner; output tail:\n{output[-3000:]}"
+    assert "All configuration checks passed" in output
+    runner_line = next(line for line in lines if INSTALLED_MESSAGE in line)
+    assert "GoLongRLTaskRunnerV1" in runner_line and f"pid={proc.pid}" not in runner_line
