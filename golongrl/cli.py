@@ -27,6 +27,7 @@ app.add_typer(data_app, name="data")
 #: Modules that define ``register(app, data_app)``; add a line when an area gains commands.
 COMMAND_MODULES: tuple[str, ...] = (
     "golongrl.rewards.commands",
+    "golongrl.data.commands",
     "golongrl.training.commands",
     "golongrl.simulation_commands",
     "golongrl.evaluation.commands",

@@ -37,9 +37,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from golongrl.data.tokens import get_counter  # noqa: E402
 from golongrl.data.text import html_to_text, normalize_text, split_sentences, unwrap_paragraphs  # noqa: E402
 
 OUT = REPO / "golongrl" / "data" / "corpus"
+DEFAULT_TOKENIZER = "smollm2"
 DEBS = ["r-cran-janeaustenr", "bible-kjv", "bible-kjv-text", "abs-guide", "jargon-text"]
 AUSTEN = {
     "prideprejudice": "Pride and Prejudice",
@@ -251,12 +253,17 @@ def tables(work: Path) -> list[dict]:
 
 def write(domain: str, docs: list[dict]) -> dict:
     OUT.mkdir(parents=True, exist_ok=True)
+    # Lengths in the default target tokenizer ship with the text, so builds need not count.
+    counter = get_counter(DEFAULT_TOKENIZER)
+    for d, n in zip(docs, counter.count_many([d["text"] for d in docs])):
+        d["tokens"] = {DEFAULT_TOKENIZER: n}
     payload = "".join(json.dumps(d, ensure_ascii=False, sort_keys=True) + "\n" for d in docs).encode("utf-8")
     packed = lzma.compress(payload, preset=9 | lzma.PRESET_EXTREME)
     (OUT / f"{domain}.jsonl.xz").write_bytes(packed)
     words = sum(len(d["text"].split()) for d in docs)
-    print(f"{domain:12s} {len(docs):4d} docs {words:9,d} words {len(packed) / 1e6:6.2f} MB xz")
-    return {"documents": len(docs), "words": words, "bytes_xz": len(packed),
+    tokens = sum(d["tokens"][DEFAULT_TOKENIZER] for d in docs)
+    print(f"{domain:12s} {len(docs):4d} docs {words:9,d} words {tokens:9,d} tokens {len(packed) / 1e6:6.2f} MB xz")
+    return {"documents": len(docs), "words": words, f"tokens_{DEFAULT_TOKENIZER}": tokens, "bytes_xz": len(packed),
             "sha256": hashlib.sha256(packed).hexdigest(),
             "licenses": sorted({d["provenance"]["license"] for d in docs})}
 

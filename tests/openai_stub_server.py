@@ -28,7 +28,9 @@ tests. Requests with ``n > 1`` get ``n`` choices (``reply`` is called once per c
 ``body["_choice_index"]`` set).
 
 Observations: ``server.requests`` (parsed bodies, arrival order), ``server.request_count``,
-``server.max_in_flight`` (the most requests handled at once), ``server.reset_stats()``.
+``server.max_in_flight`` (the most requests handled at once), ``server.reset_stats()``; the
+last two also as JSON from ``GET /v1/stats`` (for a server run in another process, see
+:func:`serve_in_subprocess`).
 An ``Authorization: Bearer <key>`` header is required when ``api_key=`` is given (else 401).
 """
 
@@ -84,6 +86,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+    # Headers and body go out in separate writes; with Nagle's algorithm on, the client's
+    # delayed ACK would add ~40 ms to every request.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr
         return
@@ -97,7 +102,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server naming
-        if self.path.rstrip("/").endswith("/models"):
+        stub = self.server.stub  # type: ignore[attr-defined]
+        if self.path.rstrip("/").endswith("/stats"):
+            self._send_json(200, {"request_count": stub.request_count, "max_in_flight": stub.max_in_flight})
+        elif self.path.rstrip("/").endswith("/models"):
             self._send_json(200, {"object": "list", "data": [{"id": "stub-model", "object": "model"}]})
         else:
             self._send_json(404, {"error": {"message": f"no route {self.path}"}})
@@ -247,3 +255,21 @@ class StubServer:
         finally:
             with self._lock:
                 self._in_flight -= 1
+
+
+def _serve_forever(reply: str, delay_s: float, port_queue: Any) -> None:
+    server = StubServer(reply, delay_s=delay_s).start()
+    port_queue.put(server.port)
+    threading.Event().wait()
+
+
+def serve_in_subprocess(reply: str = "OK", *, delay_s: float = 0.0) -> tuple[str, Any]:
+    """Start a stub in a child process (so client and server do not share one GIL, as in a
+    throughput benchmark); returns ``(base_url, process)``; call ``process.terminate()``."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    process = ctx.Process(target=_serve_forever, args=(reply, delay_s, queue), daemon=True)
+    process.start()
+    return f"http://127.0.0.1:{queue.get(timeout=60)}/v1", process

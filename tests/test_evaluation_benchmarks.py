@@ -192,3 +192,38 @@ def test_truncation_applies_the_token_budget(data_dir: Path) -> None:
 
 def test_routing_of_last_user_message() -> None:
     assert last_user_message({"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}]}]}) == "a"
+
+
+def test_decontamination_report_per_benchmark(tmp_path: Path) -> None:
+    from golongrl.evaluation.decontamination import decontamination_markdown, decontamination_report
+
+    leaked = "According to the annual report, what was the percentage change in operating margin between the two years?"
+    train = _write_jsonl(
+        tmp_path / "train.jsonl",
+        [
+            {"extra_info": {"question": "Context aside: " + leaked}},
+            {"extra_info": {"question": "Which chapter introduces the narrator's brother?"}},
+        ],
+    )
+    report = decontamination_report({"docmath": [leaked, "short one"], "lbv2": ["Something entirely different about owls and the night sky over the hills of Wales."]}, train)
+    assert report["docmath"]["removed"] == 1 and report["docmath"]["benchmark_items_hit"] == 1
+    assert report["docmath"]["contamination_rate"] == 0.5
+    assert report["lbv2"]["removed"] == 0
+    assert "| docmath | 2 | 1 | 1 / 2 | 50.00 % |" in decontamination_markdown(report)
+
+
+def test_interrupted_run_resumes_from_the_cache(data_dir: Path, tmp_path: Path) -> None:
+    from openai_stub_server import StubReply
+
+    out = tmp_path / "out"
+    owls = lambda body: StubReply(status=500) if "owls" in last_user_message(body) else P + "tapirs are round"  # noqa: E731
+    with StubServer(owls) as flaky:
+        args = ["eval", f"openai:{flaky.base_url}#p", "-b", f"mrcr={data_dir / 'mrcr.jsonl'}", "--out", str(out), "--tokenizer", "smollm2", "--max-retries", "0"]
+        first = CliRunner().invoke(app, args)
+        assert first.exit_code == 1 and "rerun the same command" in first.output
+    with StubServer("owls at night") as healthy:
+        args[1] = f"openai:{healthy.base_url}#p"
+        second = CliRunner().invoke(app, args)
+        assert second.exit_code == 0, second.output
+        assert healthy.request_count == 1  # only the failed item is sent again
+    assert json.loads((out / "mrcr.json").read_text())["overall"] == 50.0

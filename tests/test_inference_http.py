@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from inference_fixtures import stub_server  # noqa: F401 - fixture
+from inference_fixtures import stub_server  # noqa: F401, F811 - pytest fixture
 from openai_stub_server import StubReply, StubServer, last_user_message
 
 from golongrl.inference import GenerationRequest, SamplingParams, chat, make_backend

@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from inference_fixtures import tiny_model_dir  # noqa: F401 - fixture
+from inference_fixtures import tiny_model_dir  # noqa: F401, F811 - pytest fixture
 
 from golongrl.inference import (
     GenerationRequest,

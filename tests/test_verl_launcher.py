@@ -101,15 +101,14 @@ def test_overrides_reach_both_golongrl_and_verl_sections(launcher):
                      ["rollout.n=4", "algorithm.estimator.name=qwenlong_l15", "verl.reward_manager=per_sample"])
     assert c.actor_rollout_ref.rollout.n == 4
     assert c.algorithm.adv_estimator == "qwenlong_l15"
-    assert c.reward.custom_reward_function.path == "pkg://golongrl.engines.verl.reward"
+    assert c.reward.custom_reward_function.path == "pkg://golongrl.rewards"
     assert c.reward.reward_manager.name == "naive"
 
 
 def test_settings_verl_cannot_express_are_refused_with_file_and_key(launcher):
     path = REPO / "configs" / "verl-qwen3-4b-1gpu.yaml"
-    job = launcher.load_job(path, overrides=["algorithm.overlong.enabled=true", "algorithm.dynamic_sampling.tolerance=0.1"])
     with pytest.raises(ConfigError) as err:
-        launcher.build_overrides(job)
+        launcher.load_job(path, overrides=["algorithm.overlong.enabled=true", "algorithm.dynamic_sampling.tolerance=0.1"])
     assert f"{path}: algorithm.overlong" in str(err.value)
     assert f"{path}: algorithm.dynamic_sampling.tolerance" in str(err.value)
 
@@ -122,3 +121,12 @@ def test_bad_verl_section_names_file_and_key(launcher):
         launcher.load_job(path, overrides=["verl.nnodes=0"])
     with pytest.raises(ConfigError, match=r"verl.gpu_count: Extra inputs are not permitted"):
         launcher.load_job(path, overrides=["verl.gpu_count=8"])
+
+
+def test_legacy_trainer_needs_dynamic_sampling_off_and_then_composes(launcher):
+    path = REPO / "configs" / "verl-qwen3-4b-1gpu.yaml"
+    with pytest.raises(ConfigError, match="legacy trainer has no dynamic sampling"):
+        launcher.load_job(path, overrides=["verl.use_v1=false"])
+    _, config = _composed(launcher, "verl-qwen3-4b-1gpu.yaml",
+                          ["verl.use_v1=false", "algorithm.dynamic_sampling.enabled=false"])
+    assert config.trainer.use_v1 is False and config.algorithm.filter_groups.enable is False

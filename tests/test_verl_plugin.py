@@ -145,3 +145,13 @@ def test_estimator_params_reach_golongrl(verl_modules):
         assert torch.equal(outs[-1], expected.unsqueeze(-1) * batch["response_mask"])
     assert not torch.equal(outs[0], outs[1])
     assert np.isfinite(outs[0].numpy()).all()
+
+
+def test_legacy_trainer_entry_uses_verls_legacy_task_runner():
+    from golongrl.engines.verl.main import GoLongRLTaskRunnerV1, task_runner_class
+    from verl.trainer.main_ppo import TaskRunnerV1
+    from verl.trainer.main_ppo_v0 import TaskRunner as TaskRunnerV0
+
+    assert issubclass(task_runner_class(False).__ray_actor_class__, TaskRunnerV0.__ray_actor_class__)
+    assert task_runner_class(True).__ray_actor_class__ is GoLongRLTaskRunnerV1
+    assert issubclass(GoLongRLTaskRunnerV1, TaskRunnerV1.__ray_actor_class__)

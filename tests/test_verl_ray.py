@@ -3,10 +3,10 @@ verl's entry point starting golongrl's TaskRunner (stopped once it waits for GPU
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -137,14 +137,15 @@ def test_v1_refuses_multi_output_sessions_for_golongrl_estimators(transfer_queue
         trainer_base.PPOTrainer._compute_advantage(_Trainer("tmn", n=1), meta, {})
 
 
-def _wait_for_line(proc: subprocess.Popen, needle: str, timeout_s: float) -> tuple[bool, list[str]]:
+def _wait_for_line(proc: subprocess.Popen, needles: tuple[str, ...], timeout_s: float) -> tuple[bool, list[str]]:
+    """Read the run's output until a line holds every needle, the process ends or time runs out."""
     lines: list[str] = []
     found = threading.Event()
 
     def pump() -> None:
         for line in proc.stdout:  # type: ignore[union-attr]
             lines.append(line)
-            if needle in line:
+            if all(needle in line for needle in needles):
                 found.set()
 
     threading.Thread(target=pump, daemon=True).start()
@@ -154,10 +155,25 @@ def _wait_for_line(proc: subprocess.Popen, needle: str, timeout_s: float) -> tup
     return found.is_set(), lines
 
 
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the run's process group (driver and the Ray client it started), then SIGKILL."""
+    for sig, wait_s in ((signal.SIGTERM, 30), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def test_entry_point_installs_the_plugin_inside_verls_task_runner(tmp_path, ray_address):
     """`golongrl train --engine verl`'s command on CPU: verl validates the config, starts Ray and
     golongrl's TaskRunner actor, which reports the plugin installed in its own process; without
-    GPUs the run then waits for resources, so it is stopped there."""
+    GPUs the run then waits for cluster resources it cannot get, so it is stopped there.
+
+    The driver also gets VERL_USE_EXTERNAL_MODULES=golongrl.engines.verl.autoload, the route for
+    verl's stock entry point: verl/__init__ must then install the plugin in the driver too."""
     from golongrl.data.io import write_records
     from golongrl.engines.verl import launcher
     from golongrl.engines.verl.plugin import INSTALLED_MESSAGE
@@ -173,20 +189,17 @@ def test_entry_point_installs_the_plugin_inside_verls_task_runner(tmp_path, ray_
         f"verl.output_dir={tmp_path / 'ckpt'}",
     ])
     # the driver joins the module's Ray instance (verl's run_ppo calls ray.init(), which honours RAY_ADDRESS)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_DEDUP_LOGS": "0", "RAY_ADDRESS": ray_address}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_DEDUP_LOGS": "0", "RAY_ADDRESS": ray_address,
+           "VERL_USE_EXTERNAL_MODULES": "golongrl.engines.verl.autoload"}
     proc = subprocess.Popen(launcher.build_command(job), cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        found, lines = _wait_for_line(proc, INSTALLED_MESSAGE, timeout_s=120)
+        found, lines = _wait_for_line(proc, ("GoLongRLTaskRunnerV1", INSTALLED_MESSAGE), timeout_s=120)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _stop_group(proc)
     output = "".join(lines)
     assert found, f"plugin never reported from the TaskRunner; output tail:\n{output[-3000:]}"
     assert "All configuration checks passed" in output
-    runner_line = next(line for line in lines if INSTALLED_MESSAGE in line)
-    assert "GoLongRLTaskRunnerV1" in runner_line and f"pid={proc.pid}" not in runner_line
+    runner_lines = [line for line in lines if INSTALLED_MESSAGE in line and "GoLongRLTaskRunnerV1" in line]
+    assert runner_lines and f"pid={proc.pid}:" not in runner_lines[0]
+    assert any(line.startswith(f"{INSTALLED_MESSAGE} in pid={proc.pid}:") for line in lines)  # the autoload hook

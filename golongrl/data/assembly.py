@@ -21,14 +21,17 @@ verification pass are tokenised at assembly time.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from golongrl.data.corpus import Document
-from golongrl.data.text import split_paragraphs
+from golongrl.data.text import split_paragraphs, word_counts
 from golongrl.data.tokens import TokenCounter
 
 BLOCK_SEPARATOR = "\n\n"
+#: Smallest gap worth a distractor block (its title line alone costs ~10 tokens).
+MIN_FILLER_TOKENS = 32
 
 
 class AssemblyError(ValueError):
@@ -62,6 +65,7 @@ class Block:
     #: unit for a tail cut), so the final length correction can re-cut it longer or shorter.
     cut_source: str | None = None
     cut_tail: bool = False
+    cut_index: int = -1  # index of ``cut_source`` among the document's units
 
     @property
     def text(self) -> str:
@@ -77,11 +81,17 @@ class Context:
     tokens: int = 0
     text: str = ""
     main_index: int = 0
-    notes: dict[str, object] = field(default_factory=dict)
+    _counts: tuple[str, Counter[str]] | None = field(default=None, repr=False)
 
     @property
     def main(self) -> Block:
         return self.blocks[self.main_index]
+
+    def word_counts(self) -> Counter[str]:
+        """Word-token counts of :attr:`text` (computed once per rendered text)."""
+        if self._counts is None or self._counts[0] is not self.text:
+            self._counts = (self.text, word_counts(self.text))
+        return self._counts[1]
 
     def render(self) -> None:
         parts, offset = [], 0
@@ -101,31 +111,66 @@ class Context:
 
 
 class UnitCache:
-    """Token counts of each document's units, computed once per document id."""
+    """Token counts of documents' units, computed lazily (only units an assembly touches are
+    ever counted) and kept per document id."""
+
+    _BATCH = 32
 
     def __init__(self, counter: TokenCounter) -> None:
         self.counter = counter
-        self._units: dict[str, tuple[list[str], list[int]]] = {}
+        self._units: dict[str, list[str]] = {}
+        self._counts: dict[str, list[int | None]] = {}
         self._overhead: dict[str, int] = {}
         self._join: dict[str, float] = {}
         self.additive = self._check_additive()
 
+    def split(self, doc: Document) -> list[str]:
+        if doc.id not in self._units:
+            self._units[doc.id] = doc_units(doc)
+            self._counts[doc.id] = [None] * len(self._units[doc.id])
+        return self._units[doc.id]
+
+    def counts(self, doc: Document, indices: Sequence[int]) -> list[int]:
+        """Token counts of the given units (missing ones counted in one batch)."""
+        units = self.split(doc)
+        known = self._counts[doc.id]
+        missing = [i for i in indices if known[i] is None]
+        for i, n in zip(missing, self.counter.count_many([units[i] for i in missing])):
+            known[i] = n
+        return [known[i] for i in indices]  # type: ignore[misc]
+
     def units(self, doc: Document) -> tuple[list[str], list[int]]:
-        cached = self._units.get(doc.id)
-        if cached is None:
-            units = doc_units(doc)
-            counts = self.counter.count_many(units)
-            cached = (units, counts)
-            self._units[doc.id] = cached
-            # What a join costs in this document, measured on up to 32 evenly spaced pairs of
-            # neighbouring units (a separator can merge with neighbouring whitespace or split
-            # a leading space, so it is not always exactly one token).
+        """All units and all their counts (counts the whole document)."""
+        units = self.split(doc)
+        return units, self.counts(doc, range(len(units)))
+
+    def walk(self, doc: Document, start: int, step: int) -> Iterator[tuple[int, int]]:
+        """``(index, tokens)`` from ``start`` in direction ``step``, counting in batches."""
+        n = len(self.split(doc))
+        i = start
+        while 0 <= i < n:
+            batch = list(range(i, min(n, i + self._BATCH))) if step > 0 else list(range(i, max(-1, i - self._BATCH), -1))
+            yield from zip(batch, self.counts(doc, batch))
+            i = batch[-1] + step
+
+    def joiner_tokens(self, doc: Document) -> float:
+        """Average tokens one unit separator adds in ``doc``, measured on up to 8 neighbouring
+        pairs (a separator can merge with neighbouring whitespace or split a leading space, so
+        it is not always exactly one token). May be fractional."""
+        if doc.id not in self._join:
+            units = self.split(doc)
+            picks = list(range(min(8, len(units) - 1)))
+            single = self.counts(doc, list(range(len(picks) + 1))) if picks else []
             joiner = unit_joiner(doc)
-            picks = sorted({i * (len(units) - 1) // 32 for i in range(32)}) if len(units) > 1 else []
             pairs = self.counter.count_many([units[i] + joiner + units[i + 1] for i in picks])
-            extra = [n - counts[i] - counts[i + 1] for n, i in zip(pairs, picks)]
+            extra = [n - single[i] - single[i + 1] for n, i in zip(pairs, picks)]
             self._join[doc.id] = sum(extra) / len(extra) if extra else 1.0
-        return cached
+        return self._join[doc.id]
+
+    def header_tokens(self, doc: Document) -> int:
+        if doc.id not in self._overhead:
+            self._overhead[doc.id] = self.counter.count(block_header(doc) + "\n\n")
+        return self._overhead[doc.id]
 
     def measure(self, ctx: "Context", memo: dict[str, int]) -> int:
         """Exact token count of ``ctx.text``.
@@ -156,34 +201,6 @@ class UnitCache:
             for p in probes
         )
 
-    def header_tokens(self, doc: Document) -> int:
-        if doc.id not in self._overhead:
-            self._overhead[doc.id] = self.counter.count(block_header(doc) + "\n\n")
-        return self._overhead[doc.id]
-
-    def joiner_tokens(self, doc: Document) -> float:
-        """Average tokens one unit separator adds in ``doc`` (measured, may be fractional)."""
-        self.units(doc)
-        return self._join[doc.id]
-
-
-def _window(
-    units: list[str], counts: list[int], budget: int, start: int, keep_first: bool, joiner: float
-) -> tuple[list[str], float]:
-    """Whole units from ``start`` (plus unit 0 when ``keep_first``) while they fit ``budget``."""
-    chosen: list[str] = []
-    used = 0.0
-    if keep_first:
-        chosen.append(units[0])
-        used = counts[0]
-        start = max(start, 1)
-    for i in range(start, len(units)):
-        cost = counts[i] + (joiner if chosen else 0)
-        if used + cost > budget:
-            break
-        chosen.append(units[i])
-        used += cost
-    return chosen, used
 
 
 def assemble_context(
@@ -214,43 +231,63 @@ def assemble_context(
     if target_tokens < 32:
         raise AssemblyError(f"target of {target_tokens} tokens is too small for a context")
     counter = cache.counter
-    units, counts = cache.units(main)
+    units = cache.split(main)
     if not units:
         raise AssemblyError(f"document {main.id} has no text units")
     joiner = cache.joiner_tokens(main)
     budget = int(target_tokens * main_share) - cache.header_tokens(main) - 1
     keep_first = main.kind == "table"
-    total = sum(counts) + joiner * (len(counts) - 1)
+    lo = 1 if keep_first else 0
+    # Windows may start anywhere that still leaves room to fill the budget: walk back from the
+    # end until the suffix holds a budget's worth (only those units get counted).
+    used = float(cache.counts(main, [0])[0]) if keep_first else 0.0
+    suffix, last_start = used, lo
+    for i, n in cache.walk(main, len(units) - 1, -1):
+        if i < lo:
+            break
+        suffix += n + joiner
+        last_start = i
+        if suffix >= budget:
+            break
+    start = rng.randint(lo, max(lo, last_start)) if suffix >= budget else lo
+    chosen: list[str] = [units[0]] if keep_first else []
     cut_source: str | None = None
-    if total <= budget:
-        chosen, used = list(units), total
-    else:
-        lo = 1 if keep_first else 0
-        # Windows may start anywhere that still leaves room to fill most of the budget.
-        suffix, last_start = 0, lo
-        for i in range(len(units) - 1, lo - 1, -1):
-            suffix += counts[i] + joiner
-            if suffix >= budget:
-                last_start = i
-                break
-        start = rng.randint(lo, max(lo, last_start))
-        chosen, used = _window(units, counts, budget, start, keep_first, joiner)
-        following = start + len(chosen) - int(keep_first)
-        if main.kind != "table" and following < len(units) and budget - used > joiner:
-            # Prose and dialogue end on a cut unit so the window fills its budget exactly;
-            # a table keeps whole rows (a cut row would be false data) and leaves the gap to
-            # filler.
-            piece = counter.head(units[following], budget - used - joiner)
-            if piece.strip():
-                chosen.append(piece)
-                used += counter.count(piece) + joiner
-                cut_source = units[following]
-        if len(chosen) <= int(keep_first):
-            raise AssemblyError(f"document {main.id}: no unit fits in {budget} tokens")
-    main_block = Block(main, chosen, "main", cut_source=cut_source)
+    cut_index = -1
+    following = len(units)
+    for i, n in cache.walk(main, start, 1):
+        cost = n + (joiner if chosen else 0)
+        if used + cost > budget:
+            following = i
+            break
+        chosen.append(units[i])
+        used += cost
+    if main.kind != "table" and following < len(units) and budget - used > joiner:
+        # Prose and dialogue end on a cut unit so the window fills its budget exactly; a
+        # table keeps whole rows (a cut row would be false data) and leaves the gap to filler.
+        piece = counter.head(units[following], budget - used - joiner)
+        if piece.strip():
+            chosen.append(piece)
+            used += counter.count(piece) + joiner
+            cut_source = units[following]
+            cut_index = following
+    if len(chosen) <= int(keep_first):
+        raise AssemblyError(f"document {main.id}: no unit fits in {budget} tokens")
     main_tokens = used + cache.header_tokens(main)
     remaining = target_tokens - main_tokens - 2
-    before_budget = int(round(max(0, remaining) * min(max(position, 0.0), 1.0)))
+    if keep_first:
+        # Whole rows leave a gap; a gap too small for a titled filler block is widened by
+        # giving back rows, so the filler can close it to the token.
+        while 0 < remaining < MIN_FILLER_TOKENS and len(chosen) > 2:
+            freed = cache.counts(main, [start + len(chosen) - 2])[0] + joiner
+            chosen.pop()
+            remaining += freed
+            main_tokens -= freed
+    main_block = Block(main, chosen, "main", cut_source=cut_source, cut_index=cut_index)
+    position = min(max(position, 0.0), 1.0)
+    before_budget = int(round(max(0, remaining) * position))
+    if remaining < 2 * MIN_FILLER_TOKENS:
+        # Too little for two titled filler blocks: one block, on the side the position favours.
+        before_budget = max(0, remaining) if position >= 0.5 else 0
     after_budget = max(0, remaining) - before_budget
     pool = [d for d in distractors if d.id != main.id]
     before, pool_pos = _fill(pool, 0, before_budget, cache, from_end=True)
@@ -273,37 +310,39 @@ def _fill(
     while left > 8 and pos < len(pool):
         doc = pool[pos]
         pos += 1
-        units, counts = cache.units(doc)
+        units = cache.split(doc)
         joiner = cache.joiner_tokens(doc)
         head = cache.header_tokens(doc) + 2
         if left <= head + 4:
             break
         room = left - head
-        full = sum(counts) + joiner * (len(counts) - 1)
-        if full <= room:
-            blocks.append(Block(doc, list(units), "distractor"))
-            left -= full + head
-            continue
-        order = range(len(units) - 1, -1, -1) if from_end else range(len(units))
+        if doc.tokens is None or doc.tokens <= room * 1.1:
+            counts = cache.counts(doc, range(len(units)))
+            full = sum(counts) + joiner * (len(counts) - 1)
+            if full <= room:
+                blocks.append(Block(doc, list(units), "distractor"))
+                left -= full + head
+                continue
         taken: list[str] = []
-        used = 0
+        used = 0.0
         cut: str | None = None
-        for i in order:
-            cost = counts[i] + (joiner if taken else 0)
+        cut_at = -1
+        for i, n in cache.walk(doc, len(units) - 1 if from_end else 0, -1 if from_end else 1):
+            cost = n + (joiner if taken else 0)
             if used + cost > room:
                 piece_budget = room - used - (joiner if taken else 0)
                 piece = counter.tail(units[i], piece_budget) if from_end else counter.head(units[i], piece_budget)
                 if piece.strip():
                     taken.append(piece)
                     used += counter.count(piece) + (joiner if len(taken) > 1 else 0)
-                    cut = units[i]
+                    cut, cut_at = units[i], i
                 break
             taken.append(units[i])
             used += cost
         if from_end:
             taken.reverse()
         if taken:
-            blocks.append(Block(doc, taken, "distractor", cut_source=cut, cut_tail=from_end))
+            blocks.append(Block(doc, taken, "distractor", cut_source=cut, cut_tail=from_end, cut_index=cut_at))
             left -= used + head
         break
     if from_end:
@@ -320,11 +359,15 @@ def _correct(ctx: Context, cache: UnitCache, tolerance: float) -> None:
     target = ctx.target_tokens
     candidates = [len(ctx.blocks) - 1, 0, ctx.main_index]
     memo: dict[str, int] = {}
-    for _ in range(6):
+    best: tuple[int, list[Block], int] | None = None
+    for _ in range(12):
         ctx.tokens = cache.measure(ctx, memo)
         error = ctx.tokens - target
         if abs(error) <= tolerance * target:
             return
+        if best is None or abs(error) < best[0]:
+            # Re-cutting can oscillate around the target on coarse units; keep the closest.
+            best = (abs(error), [Block(**{**b.__dict__, "units": list(b.units)}) for b in ctx.blocks], ctx.main_index)
         index = next((i for i in candidates if ctx.blocks[i].cut_source is not None), None)
         if index is None:
             if error < 0:
@@ -341,6 +384,17 @@ def _correct(ctx: Context, cache: UnitCache, tolerance: float) -> None:
             block.cut_source, block.cut_tail = block.units[edge], index < ctx.main_index
         block = ctx.blocks[index]
         edge = 0 if block.cut_tail else len(block.units) - 1
+        if error < 0 and block.units[edge] == block.cut_source and block.cut_index >= 0:
+            # Short and the cut unit is already whole: bring in the next unit of the document
+            # (the one before it for a filler that ends at the main window), to be re-cut.
+            units = cache.split(block.doc)
+            nxt = block.cut_index + (-1 if block.cut_tail else 1)
+            if not 0 <= nxt < len(units):
+                break
+            block.units.insert(0, units[nxt]) if block.cut_tail else block.units.append(units[nxt])
+            block.cut_source, block.cut_index = units[nxt], nxt
+            ctx.render()
+            continue
         while error > 0 and len(block.units) > 1:
             # Whole units go first without re-measuring: a 1M-token context is corrected in
             # one or two passes instead of one pass per unit.
@@ -351,6 +405,7 @@ def _correct(ctx: Context, cache: UnitCache, tolerance: float) -> None:
             error -= size
             edge = 0 if block.cut_tail else len(block.units) - 1
             block.cut_source = block.units[edge]
+            block.cut_index += 1 if block.cut_tail else -1
         keep = counter.count(block.units[edge]) - error
         assert block.cut_source is not None
         piece = counter.tail(block.cut_source, keep) if block.cut_tail else counter.head(block.cut_source, keep)
@@ -366,6 +421,10 @@ def _correct(ctx: Context, cache: UnitCache, tolerance: float) -> None:
             candidates = [len(ctx.blocks) - 1, 0, ctx.main_index]
         ctx.render()
     ctx.tokens = cache.measure(ctx, memo)
+    if best is not None and best[0] < abs(ctx.tokens - target):
+        ctx.blocks, ctx.main_index = best[1], best[2]
+        ctx.render()
+        ctx.tokens = cache.measure(ctx, memo)
     if abs(ctx.tokens - target) > 0.01 * target:
         raise AssemblyError(
             f"context of {ctx.tokens} tokens misses the target {target} by more than 1 % "

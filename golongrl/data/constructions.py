@@ -50,7 +50,7 @@ from typing import Any, Callable, Sequence
 
 from golongrl.data.assembly import Context
 from golongrl.data.corpus import Document
-from golongrl.data.text import count_term, split_sentences, words
+from golongrl.data.text import count_term, find_word, split_sentences, word_counts, words
 from golongrl.tasks import get_task
 
 #: Requested answer format per task; every prompt ends with its task's line (spec §2.2).
@@ -134,7 +134,9 @@ class Env:
     language: str = "English"
 
 
-def _gold(*, doc_ids: Sequence[str] = (), label: str = "", language: str = "English") -> dict[str, Any]:
+def ground_truth(*, doc_ids: Sequence[str] = (), label: str = "", language: str = "English") -> dict[str, Any]:
+    """A ``reward_model.ground_truth`` dict with all three fields present (parquet needs one
+    schema for every row)."""
     # ``summary`` carries the language name: the reference scorer passes this field as its
     # ``language`` argument and segments Chinese with jieba only when it reads "Chinese".
     return {"doc_ids": list(doc_ids), "golden_label": label, "summary": language}
@@ -160,7 +162,9 @@ def _main_sentences(ctx: Context, min_words: int = 6, max_words: int = 40) -> tu
         if block.doc.kind == "dialogue":
             parts = [unit.split(": ", 1)[1]] if ": " in unit else []
         else:
-            parts = split_sentences(unit)
+            # Line by line first: a verse or list item per line must not be quoted with the
+            # next line's number glued to it.
+            parts = [s for line in unit.split("\n") for s in split_sentences(line)]
         for sentence in parts:
             if sentence.startswith("#") or not (min_words <= len(sentence.split()) <= max_words):
                 continue
@@ -198,7 +202,7 @@ def next_word(ctx: Context, env: Env) -> Sample:
     question = f'In the text above, which word comes immediately after "{prefix}"?'
     follows = ctx.text.count(f"{prefix} {answer}") == 1
     return Sample(
-        "precise_retrieval", "next_word", question, _gold(label=answer, language=env.language), answer,
+        "precise_retrieval", "next_word", question, ground_truth(label=answer, language=env.language), answer,
         "precise_retrieval", evidence=[f"{prefix} {answer}"],
         checks=[("prefix occurs exactly once", ctx.text.count(prefix) == 1), ("answer follows prefix", follows)],
         answer_offset=ctx.text.find(prefix),
@@ -243,6 +247,16 @@ def _row_line(row: list[str]) -> str:
     return buf.getvalue()
 
 
+def _keyed_numeric_table(ctx: Context) -> tuple[list[str], list[list[str]], int, list[int]]:
+    """Header, rows, key column and numeric columns of the main table (at least one)."""
+    header, body = _table(ctx)
+    key = _key_column(header, body)
+    numeric = _numeric_columns(header, body, key)
+    if not numeric:
+        raise ConstructionError("no numeric column")
+    return header, body, key, numeric
+
+
 def table_lookup(ctx: Context, env: Env) -> Sample:
     header, body = _table(ctx)
     key = _key_column(header, body)
@@ -259,7 +273,7 @@ def table_lookup(ctx: Context, env: Env) -> Sample:
     )
     line = _row_line(row)
     return Sample(
-        "precise_retrieval", "table_lookup", question, _gold(label=answer, language=env.language), answer,
+        "precise_retrieval", "table_lookup", question, ground_truth(label=answer, language=env.language), answer,
         "precise_retrieval", evidence=[line],
         checks=[("row key unique", sum(r[key] == row[key] for r in body) == 1), ("row in context", line in ctx.text)],
         answer_offset=ctx.text.find(line),
@@ -289,7 +303,8 @@ def cloze_choice(ctx: Context, env: Env) -> Sample:
         if w != word and w[0].isupper() == word[0].isupper() and abs(len(w) - len(word)) <= 3
         and count_term(sentence, w) == 0
     ]
-    blanked = re.sub(rf"(?<![\w'’-]){re.escape(word)}(?![\w'’-])", "_____", sentence, count=1)
+    start, end = find_word(sentence, word) or (0, 0)
+    blanked = sentence[:start] + "_____" + sentence[end:]
     distractors = [w for w in env.rng.sample(shape, min(len(shape), 12)) if blanked.replace("_____", w) not in ctx.text][:3]
     if len(distractors) < 3:
         raise ConstructionError("not enough distractor words of the same shape")
@@ -300,7 +315,7 @@ def cloze_choice(ctx: Context, env: Env) -> Sample:
         f'Which word fills the blank in this sentence from the text above?\n"{blanked}"', options
     )
     return Sample(
-        "comprehension", "cloze_choice", question, _gold(label=letter, language=env.language),
+        "comprehension", "cloze_choice", question, ground_truth(label=letter, language=env.language),
         f"The correct answer is ({letter})", "comprehension", evidence=[sentence],
         checks=[("original sentence in context", sentence in ctx.text)]
         + [(f"option {o!r} does not fit the text", blanked.replace("_____", o) not in ctx.text) for o in distractors],
@@ -309,11 +324,7 @@ def cloze_choice(ctx: Context, env: Env) -> Sample:
 
 
 def table_extreme_choice(ctx: Context, env: Env) -> Sample:
-    header, body = _table(ctx)
-    key = _key_column(header, body)
-    numeric = _numeric_columns(header, body, key)
-    if not numeric:
-        raise ConstructionError("no numeric column")
+    header, body, key, numeric = _keyed_numeric_table(ctx)
     col = env.rng.choice(numeric)
     rows = env.rng.sample(body, 4)
     values = [_number(r[col]) for r in rows]
@@ -328,7 +339,7 @@ def table_extreme_choice(ctx: Context, env: Env) -> Sample:
         [r[key] for r in rows],
     )
     return Sample(
-        "comprehension", "table_extreme_choice", question, _gold(label=letter, language=env.language),
+        "comprehension", "table_extreme_choice", question, ground_truth(label=letter, language=env.language),
         f"The correct answer is ({letter})", "comprehension", evidence=[_row_line(r) for r in rows],
         checks=[(f"{r[key]} <= winner", _number(r[col]) <= best) for r in rows],
         answer_offset=ctx.text.find(_row_line(winner)),
@@ -339,10 +350,9 @@ def table_extreme_choice(ctx: Context, env: Env) -> Sample:
 
 
 def present_terms(ctx: Context, env: Env) -> Sample:
-    present = sorted({w for w in _content_words(" ".join(ctx.main.units)) if count_term(ctx.text, w) >= 1})
-    absent_pool = sorted(
-        {w for d in env.others[:8] for w in _content_words(d.text[:20000]) if count_term(ctx.text, w) == 0}
-    )
+    counts = ctx.word_counts()
+    present = sorted({w for w in _content_words(" ".join(ctx.main.units)) if counts[w] >= 1})
+    absent_pool = sorted({w for d in env.others[:8] for w in _content_words(d.text[:20000]) if counts[w] == 0})
     k_in = env.rng.randint(2, 5)
     k_out = env.rng.randint(2, 5)
     if len(present) < k_in or len(absent_pool) < k_out:
@@ -358,11 +368,12 @@ def present_terms(ctx: Context, env: Env) -> Sample:
         "List every one that does.\nCandidates: " + ", ".join(candidates)
     )
     gold_sorted = [w for w in candidates if w in gold]
+    recount = word_counts(ctx.text)
     return Sample(
-        "exhaustive_retrieval", "present_terms", question, _gold(doc_ids=gold_sorted, language=env.language),
+        "exhaustive_retrieval", "present_terms", question, ground_truth(doc_ids=gold_sorted, language=env.language),
         "[Answer]\n" + "\n".join(gold_sorted), REWARD_MODES["present_terms"], evidence=gold_sorted,
-        checks=[(f"{w!r} present", count_term(ctx.text, w) > 0) for w in gold_sorted]
-        + [(f"{w!r} absent", count_term(ctx.text, w) == 0) for w in absent],
+        checks=[(f"{w!r} present", recount[w] > 0) for w in gold_sorted]
+        + [(f"{w!r} absent", recount[w] == 0) for w in absent],
         answer_offset=min(ctx.text.find(w) for w in gold_sorted),
     )
 
@@ -396,7 +407,7 @@ def table_matching_keys(ctx: Context, env: Env) -> Sample:
         f'is "{value}".'
     )
     return Sample(
-        "exhaustive_retrieval", "table_matching_keys", question, _gold(doc_ids=keys, language=env.language),
+        "exhaustive_retrieval", "table_matching_keys", question, ground_truth(doc_ids=keys, language=env.language),
         "[Answer]\n" + "\n".join(keys), REWARD_MODES["table_matching_keys"], evidence=[_row_line(r) for r in hits],
         checks=[(f"row {r[key]} matches", r[col] == value and _row_line(r) in ctx.text) for r in hits]
         + [("no other row matches", sum(r[col] == value for r in body) == len(hits))],
@@ -408,7 +419,8 @@ def table_matching_keys(ctx: Context, env: Env) -> Sample:
 
 
 def term_count(ctx: Context, env: Env) -> Sample:
-    counts = {w: count_term(ctx.text, w) for w in set(_content_words(" ".join(ctx.main.units)))}
+    all_counts = ctx.word_counts()
+    counts = {w: all_counts[w] for w in set(_content_words(" ".join(ctx.main.units)))}
     cands = sorted(w for w, n in counts.items() if 2 <= n <= 15)
     if not cands:
         raise ConstructionError("no word occurs 2-15 times")
@@ -416,9 +428,9 @@ def term_count(ctx: Context, env: Env) -> Sample:
     n = counts[word]
     question = f'How many times does the word "{word}" occur in the text above (case-sensitive, as a whole word)?'
     return Sample(
-        "numerical_reasoning", "term_count", question, _gold(label=str(n), language=env.language),
+        "numerical_reasoning", "term_count", question, ground_truth(label=str(n), language=env.language),
         f"The word occurs {n} times.\n\\boxed{{{n}}}", "numerical_reasoning", evidence=[word],
-        checks=[("recount matches", len(re.findall(rf"(?<![\w'’-]){re.escape(word)}(?![\w'’-])", ctx.text)) == n)],
+        checks=[("recount matches", count_term(ctx.text, word) == n)],
         answer_offset=ctx.text.find(word),
     )
 
@@ -455,7 +467,7 @@ def table_aggregate(ctx: Context, env: Env) -> Sample:
         question = f'In the table "{title}", what is the largest "{header[col]}" minus the smallest "{header[col]}" over all rows shown?'
     answer = _fmt(result)
     return Sample(
-        "numerical_reasoning", "table_aggregate", question, _gold(label=answer, language=env.language),
+        "numerical_reasoning", "table_aggregate", question, ground_truth(label=answer, language=env.language),
         f"\\boxed{{{answer}}}", "numerical_reasoning", evidence=[header[col]],
         checks=[("result is finite", result.is_finite())], answer_offset=ctx.main.start,
     )
@@ -494,7 +506,7 @@ def table_filter_rows(ctx: Context, env: Env) -> Sample:
         f"row where {text}."
     )
     return Sample(
-        "structured_extraction", "table_filter_rows", question, _gold(label=label, language=env.language),
+        "structured_extraction", "table_filter_rows", question, ground_truth(label=label, language=env.language),
         f"<answer>{label}</answer>", "structured_extraction", evidence=[_row_line(r) for r in hits],
         checks=[(f"row {r[key]} in context", _row_line(r) in ctx.text) for r in hits],
         answer_offset=ctx.text.find(_row_line(hits[0])),
@@ -520,7 +532,7 @@ def utterance_speaker(ctx: Context, env: Env) -> Sample:
     question = f"Which speaker (A or B) said each of these utterances in the conversation above?\n{lines}"
     gold = [f"{i + 1}: {spk}" for i, (_, spk) in enumerate(chosen)]
     return Sample(
-        "structured_matching", "utterance_speaker", question, _gold(doc_ids=gold, language=env.language),
+        "structured_matching", "utterance_speaker", question, ground_truth(doc_ids=gold, language=env.language),
         "[Answer]\n" + "\n".join(gold), REWARD_MODES["utterance_speaker"], evidence=[s for s, _ in chosen],
         checks=[(f"utterance {i + 1} by {spk}", f"Speaker {spk}: {said}" in ctx.text) for i, (said, spk) in enumerate(chosen)],
         answer_offset=min(ctx.text.find(s) for s, _ in chosen),
@@ -535,7 +547,7 @@ def excerpt_source(ctx: Context, env: Env) -> Sample:
     for i in prose:
         block = ctx.blocks[i]
         for unit in block.units:
-            for sentence in split_sentences(unit):
+            for sentence in (s for line in unit.split("\n") for s in split_sentences(line)):
                 if 8 <= len(sentence.split()) <= 40 and ctx.text.count(sentence) == 1 and not sentence.startswith("#"):
                     picks.append((sentence, block.doc.title))
     titles = sorted({t for _, t in picks})
@@ -553,7 +565,7 @@ def excerpt_source(ctx: Context, env: Env) -> Sample:
     gold = [f"{i + 1}: {t}" for i, (_, t) in enumerate(chosen)]
     by_title = {b.doc.title: b for b in ctx.blocks}
     return Sample(
-        "structured_matching", "excerpt_source", question, _gold(doc_ids=gold, language=env.language),
+        "structured_matching", "excerpt_source", question, ground_truth(doc_ids=gold, language=env.language),
         "[Answer]\n" + "\n".join(gold), REWARD_MODES["excerpt_source"], evidence=[s for s, _ in chosen],
         checks=[(f"excerpt {i + 1} in {t}", s in by_title[t].text) for i, (s, t) in enumerate(chosen)],
         answer_offset=min(ctx.text.find(s) for s, _ in chosen),
@@ -565,9 +577,10 @@ def excerpt_source(ctx: Context, env: Env) -> Sample:
 
 
 def term_frequency_rank(ctx: Context, env: Env) -> Sample:
+    all_counts = ctx.word_counts()
     counts: dict[int, list[str]] = {}
     for w in sorted(set(_content_words(" ".join(ctx.main.units)))):
-        counts.setdefault(count_term(ctx.text, w), []).append(w)
+        counts.setdefault(all_counts[w], []).append(w)
     levels = sorted(n for n in counts if n >= 1)
     k = min(len(levels), env.rng.randint(3, 5))
     if k < 3:
@@ -576,25 +589,21 @@ def term_frequency_rank(ctx: Context, env: Env) -> Sample:
     ranked = [env.rng.choice(counts[n]) for n in chosen_levels]
     shown = list(ranked)
     env.rng.shuffle(shown)
+    recount = word_counts(ctx.text)
     question = (
         "Rank these words by how many times each occurs in the text above (case-sensitive, whole words), "
         "most frequent first: " + ", ".join(shown)
     )
     return Sample(
-        "graded_ranking", "term_frequency_rank", question, _gold(doc_ids=ranked, language=env.language),
+        "graded_ranking", "term_frequency_rank", question, ground_truth(doc_ids=ranked, language=env.language),
         "[Answer]\n" + "\n".join(ranked), REWARD_MODES["term_frequency_rank"], evidence=ranked,
-        checks=[(f"{a!r} more frequent than {b!r}", count_term(ctx.text, a) > count_term(ctx.text, b))
-                for a, b in zip(ranked, ranked[1:])],
+        checks=[(f"{a!r} more frequent than {b!r}", recount[a] > recount[b]) for a, b in zip(ranked, ranked[1:])],
         answer_offset=ctx.text.find(ranked[0]),
     )
 
 
 def table_value_rank(ctx: Context, env: Env) -> Sample:
-    header, body = _table(ctx)
-    key = _key_column(header, body)
-    numeric = _numeric_columns(header, body, key)
-    if not numeric:
-        raise ConstructionError("no numeric column")
+    header, body, key, numeric = _keyed_numeric_table(ctx)
     col = env.rng.choice(numeric)
     by_value: dict[Decimal, list[list[str]]] = {}
     for r in body:
@@ -612,7 +621,7 @@ def table_value_rank(ctx: Context, env: Env) -> Sample:
     )
     values = {r[key]: _number(r[col]) for r in chosen}
     return Sample(
-        "graded_ranking", "table_value_rank", question, _gold(doc_ids=ranked, language=env.language),
+        "graded_ranking", "table_value_rank", question, ground_truth(doc_ids=ranked, language=env.language),
         "[Answer]\n" + "\n".join(ranked), REWARD_MODES["table_value_rank"], evidence=[_row_line(r) for r in chosen],
         checks=[(f"{a} > {b}", values[a] > values[b]) for a, b in zip(ranked, ranked[1:])],
         answer_offset=ctx.main.start,
@@ -643,7 +652,7 @@ def excerpt_order(ctx: Context, env: Env) -> Sample:
     )
     positions = [ctx.text.find(s) for s in ordered]
     return Sample(
-        "sequence_ordering", "excerpt_order", question, _gold(doc_ids=gold, language=env.language),
+        "sequence_ordering", "excerpt_order", question, ground_truth(doc_ids=gold, language=env.language),
         "[Answer]\n" + "\n".join(gold), REWARD_MODES["excerpt_order"], evidence=ordered,
         checks=[("excerpts in increasing position", all(0 <= a < b for a, b in zip(positions, positions[1:])))],
         answer_offset=positions[0],
@@ -662,7 +671,7 @@ def held_out_description(ctx: Context, env: Env) -> Sample:
     kind = {"table": "dataset", "dialogue": "conversation"}.get(doc.kind, "document")
     question = f'Write a short description of the {kind} "{doc.title}" above: what it contains and what it is about.'
     return Sample(
-        "summarization", "held_out_description", question, _gold(doc_ids=[doc.summary], language=env.language),
+        "summarization", "held_out_description", question, ground_truth(doc_ids=[doc.summary], language=env.language),
         "[Answer]\n" + doc.summary, REWARD_MODES["held_out_description"],
         checks=[("reference not in context", doc.summary not in ctx.text)], answer_offset=ctx.main.start,
     )
@@ -721,4 +730,5 @@ __all__ = [
     "REWARD_MODES",
     "Sample",
     "constructions_for",
+    "ground_truth",
 ]

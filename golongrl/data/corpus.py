@@ -130,13 +130,17 @@ def check_document(doc: Document, rules: CleaningRules) -> str | None:
     return None
 
 
-def _doc_from_dict(raw: dict[str, Any], *, default_id: str, default_domain: str) -> Document:
+def _doc_from_dict(
+    raw: dict[str, Any], *, default_id: str, default_domain: str, normalize: bool = True
+) -> Document:
     kind = raw.get("kind", "prose")
-    text = normalize_text(str(raw.get("text", "")))
-    if kind == "prose":
-        text = unwrap_paragraphs(text)
+    text = str(raw.get("text", ""))
+    if normalize:
+        text = normalize_text(text)
+        if kind == "prose":
+            text = unwrap_paragraphs(text)
     meta = dict(raw.get("meta") or {})
-    for key in ("columns", "year"):
+    for key in ("columns", "year", "tokens"):
         if key in raw:
             meta[key] = raw[key]
     return Document(
@@ -157,7 +161,9 @@ def _shipped(domain: str) -> tuple[Document, ...]:
     path = CORPUS_DIR / f"{domain}.jsonl.xz"
     with lzma.open(path, "rt", encoding="utf-8") as handle:
         return tuple(
-            _doc_from_dict(json.loads(line), default_id=f"{domain}/{n}", default_domain=domain)
+            # Shipped text was normalised by scripts/build_corpus.py; doing it again costs
+            # seconds per build for nothing.
+            _doc_from_dict(json.loads(line), default_id=f"{domain}/{n}", default_domain=domain, normalize=False)
             for n, line in enumerate(handle)
         )
 
@@ -302,23 +308,35 @@ def ingest_folder(folder: str | os.PathLike[str]) -> tuple[list[Document], list[
 
 # ---------------------------------------------------------------------------------------------
 # Deduplication. MinHash is written out here (about 30 lines of numpy) rather than pulled in as
-# a new dependency: the corpus is small, and zlib.crc32 shingle hashes keep the signatures
-# identical across processes, which the byte-identical resume guarantee needs.
+# a new dependency: vectorised numpy hashing handles the 1M-word default corpus in about a
+# second, and zlib.crc32 word hashes keep signatures identical across processes (Python's
+# hash() is salted per process), which the byte-identical resume guarantee needs.
 
-_MERSENNE = np.uint64((1 << 61) - 1)
+_SHINGLE_BASE = np.uint64(1_000_003)
 
 
 def _shingles(text: str, n: int = 5) -> np.ndarray:
-    tokens = text.lower().split()
-    if len(tokens) < n:
-        tokens = tokens + [""] * (n - len(tokens))
-    grams = {" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
-    return np.fromiter((zlib.crc32(g.encode("utf-8")) for g in grams), dtype=np.uint64, count=len(grams))
+    """Distinct 64-bit hashes of the word ``n``-grams (lower-cased) of ``text``."""
+    tokens = text.lower().split() or [""]
+    hashes = np.fromiter((zlib.crc32(t.encode("utf-8")) for t in tokens), dtype=np.uint64, count=len(tokens))
+    if len(hashes) < n:
+        hashes = np.concatenate([hashes, np.zeros(n - len(hashes), dtype=np.uint64)])
+    width = len(hashes) - n + 1
+    acc = np.zeros(width, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(n):  # polynomial rolling hash, wrapping mod 2^64
+            acc = acc * _SHINGLE_BASE + hashes[k : k + width]
+    return np.unique(acc)
 
 
 def _minhash(shingles: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    # (a*x + b) mod p with p = 2^61-1: x < 2^32 and a < 2^29 keep a*x below 2^61, no overflow.
-    return ((shingles[None, :] * a[:, None] + b[:, None]) % _MERSENNE).min(axis=1)
+    # Multiply-shift hashing (a odd): h(x) = (a*x + b) mod 2^64, top 32 bits; one permutation
+    # per row, looped to keep memory at one array of the document's shingles.
+    out = np.empty(len(a), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for i in range(len(a)):
+            out[i] = ((shingles * a[i] + b[i]) >> np.uint64(32)).min()
+    return out
 
 
 def near_duplicate_pairs(
@@ -330,8 +348,8 @@ def near_duplicate_pairs(
     candidate's similarity is then computed exactly, so no false positive survives.
     """
     rng = np.random.default_rng(0x5EED)
-    a = rng.integers(1, 1 << 29, size=num_perm, dtype=np.uint64)
-    b = rng.integers(0, 1 << 29, size=num_perm, dtype=np.uint64)
+    a = rng.integers(0, 1 << 63, size=num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    b = rng.integers(0, 1 << 63, size=num_perm, dtype=np.uint64)
     shingle_sets = [_shingles(t) for t in texts]
     rows = num_perm // bands
     buckets: dict[tuple[int, bytes], list[int]] = {}
@@ -344,7 +362,7 @@ def near_duplicate_pairs(
     pairs = []
     for i, j in sorted(candidates):
         si, sj = shingle_sets[i], shingle_sets[j]
-        inter = len(np.intersect1d(si, sj, assume_unique=False))
+        inter = len(np.intersect1d(si, sj, assume_unique=True))
         union = len(np.union1d(si, sj))
         jaccard = inter / union if union else 1.0
         if jaccard >= threshold:
@@ -397,8 +415,18 @@ def clean_corpus(
 
 
 def annotate_tokens(docs: Sequence[Document], counter: Any) -> None:
-    """Fill ``doc.tokens`` with the length in ``counter``'s tokenizer (batched)."""
-    for doc, n in zip(docs, counter.count_many([d.text for d in docs])):
+    """Fill ``doc.tokens`` with the length in ``counter``'s tokenizer (batched).
+
+    Shipped documents carry their count for the default tokenizer (``meta["tokens"]``,
+    measured by scripts/build_corpus.py), which saves counting ~2M tokens per build."""
+    todo = []
+    for doc in docs:
+        known = (doc.meta.get("tokens") or {}).get(counter.spec)
+        if isinstance(known, int):
+            doc.tokens = known
+        else:
+            todo.append(doc)
+    for doc, n in zip(todo, counter.count_many([d.text for d in todo])):
         doc.tokens = n
 
 

@@ -5,7 +5,8 @@ one: the first ``max_chars`` characters of each benchmark item's text field are 
 every contiguous ``n``-token window is indexed; a training row is contaminated when any
 ``n``-window of its ``extra_info.question`` (only the question, never the long context) is in
 the index. A question shorter than ``n`` tokens is contaminated when its whole token sequence
-occurs inside an indexed window.
+occurs inside an indexed window. Both sides are tokenised with one leading space, so that in
+byte-level BPEs a question's first word gets the same token it has mid-sentence in a benchmark.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def build_index(paths: Iterable[str | Path], counter: Any, *, n: int = 13, text_
             value = row.get(text_field)
             if not isinstance(value, str):
                 raise DataError("missing or not a string (set decontamination.text_field)", source=path, row=number, field=text_field)
-            texts.append(value[:max_chars])
+            texts.append(" " + value[:max_chars])
         for ids in counter.encode_many(texts):
             index.add(ids)
     return index
@@ -94,7 +95,7 @@ def build_index(paths: Iterable[str | Path], counter: Any, *, n: int = 13, text_
 
 def decontaminate(rows: list[dict[str, Any]], index: NGramIndex, counter: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Drop contaminated rows; report the contamination rate and benchmark items hit."""
-    questions = [str(r.get("extra_info", {}).get("question", "")) for r in rows]
+    questions = [" " + str(r.get("extra_info", {}).get("question", "")).strip() for r in rows]
     kept, hits = [], set()
     for row, ids in zip(rows, counter.encode_many(questions)):
         item = index.hit(ids)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from golongrl.data.assembly import AssemblyError, Context, UnitCache, assemble_context
+from golongrl.data.assembly import AssemblyError, Context, UnitCache, assemble_context, doc_units
 from golongrl.data.config import DataConfig
 from golongrl.data.constructions import (
     ANSWER_INSTRUCTIONS,
@@ -73,6 +73,7 @@ ROUTING: dict[str, str] = {
     for name in TASK_TYPES
 }
 MIN_UNITS = {"prose": 6, "dialogue": 12, "table": 6}
+MAX_TABLE_HEAD_CHARS = 600
 
 
 @dataclass
@@ -130,16 +131,20 @@ def split_documents(docs: Sequence[Document], eval_fraction: float, seed: int) -
     }
 
 
-def qualifies(spec: ConstructionSpec, doc: Document, cache: UnitCache) -> bool:
+def qualifies(spec: ConstructionSpec, doc: Document) -> bool:
     """Phase 2 criterion for one construction and one document."""
     if doc.kind not in spec.kinds or (spec.needs_summary and not doc.summary):
         return False
-    return len(cache.units(doc)[0]) >= MIN_UNITS[doc.kind]
+    units = doc_units(doc)
+    if len(units) < MIN_UNITS[doc.kind]:
+        return False
+    # A table whose header and first row alone fill a short context cannot be windowed.
+    return doc.kind != "table" or len(units[0]) + len(units[1]) <= MAX_TABLE_HEAD_CHARS
 
 
-def task_pools(docs: Sequence[Document], cache: UnitCache) -> dict[str, list[Document]]:
+def task_pools(docs: Sequence[Document]) -> dict[str, list[Document]]:
     """Per construction name, the documents that qualify (phase 2)."""
-    return {name: [d for d in docs if qualifies(spec, d, cache)] for name, spec in CONSTRUCTIONS.items()}
+    return {name: [d for d in docs if qualifies(spec, d)] for name, spec in CONSTRUCTIONS.items()}
 
 
 # --- phase 3 ------------------------------------------------------------------------------------
@@ -292,7 +297,7 @@ def build_dataset(
         bar.advance(phase)
         cache = UnitCache(counter)
         splits = split_documents(docs, config.eval_fraction, config.seed)
-        pools = {s: task_pools(splits[s], cache) for s in SPLITS}
+        pools = {s: task_pools(splits[s]) for s in SPLITS}
         bar.advance(phase)
 
         plan = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from collections import Counter
 from html.parser import HTMLParser
 
 _BLANK_LINES = re.compile(r"\n[ \t]*\n+")
@@ -17,6 +18,8 @@ _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 _SENTENCE_END = re.compile(
     r"(?:(?<=[.!?])|(?<=[.!?][\"'”’)\]]))\s+(?=\S)|(?<=[。！？])(?=[^\s\"'”’)\]])"
 )
+#: C0/C1 controls (except tab and newline), zero-width and bidi marks, BOM, private use.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\ue000-\uf8ff]")
 _WORD = re.compile(r"\w+(?:['’-]\w+)*")
 HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
 
@@ -27,7 +30,7 @@ def normalize_text(text: str) -> str:
     Tabs and form feeds become spaces; runs of 3+ newlines become a paragraph break.
     """
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
+    text = _CONTROL.sub("", text)
     lines = [_SPACES.sub(" ", line).rstrip() for line in text.split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
@@ -66,9 +69,21 @@ def count_words(text: str) -> int:
     return len(text.split())
 
 
+def word_counts(text: str) -> Counter[str]:
+    """Occurrences of each word token of :func:`words` (case-sensitive). A term "occurs as a
+    whole word" exactly when it is one of these tokens; every counting construction and its
+    verification use this one definition."""
+    return Counter(_WORD.findall(text))
+
+
+def find_word(text: str, term: str) -> tuple[int, int] | None:
+    """Span of the first occurrence of ``term`` as a whole word token, or ``None``."""
+    return next(((m.start(), m.end()) for m in _WORD.finditer(text) if m.group(0) == term), None)
+
+
 def count_term(text: str, term: str) -> int:
-    """Occurrences of ``term`` as a whole word, case-sensitive."""
-    return len(re.findall(rf"(?<![\w'’-]){re.escape(term)}(?![\w'’-])", text))
+    """Occurrences of ``term`` as a whole word token, case-sensitive (see :func:`word_counts`)."""
+    return sum(1 for w in _WORD.findall(text) if w == term)
 
 
 class _TextExtractor(HTMLParser):
@@ -128,7 +143,9 @@ def html_to_text(markup: str) -> str:
 __all__ = [
     "HEADING",
     "count_term",
+    "word_counts",
     "count_words",
+    "find_word",
     "html_to_text",
     "normalize_text",
     "split_paragraphs",

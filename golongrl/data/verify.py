@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from golongrl.data.schema import DataError, validate_record
+from golongrl.tasks import get_task
 
 #: A gold response must score at least this (ROUGE-L's F has a 1e-8 smoothing term).
 PERFECT = 1.0 - 1e-6
@@ -21,6 +22,25 @@ GOLD_THINK = "<think>\nThe answer follows from the context.\n</think>\n"
 def gold_response(answer: str) -> str:
     """The full response a perfect policy would give: a closed think block, then the answer."""
     return GOLD_THINK + answer
+
+
+def reference_response(row: Mapping[str, Any]) -> str:
+    """A correct response built from a row's stored gold alone, in the format its prompt asks
+    for (used by tests and diagnostics to re-check a dataset independently of how it was
+    constructed)."""
+    from golongrl.data.schema import record_task
+
+    task = get_task(record_task(row))
+    gt = row["reward_model"]["ground_truth"]
+    label = gt if isinstance(gt, str) else str(gt.get("golden_label") or "")
+    if task.ground_truth_field == "doc_ids":
+        return gold_response("[Answer]\n" + "\n".join(gt["doc_ids"]))
+    body = {
+        "comprehension": f"The correct answer is ({label})",
+        "numerical_reasoning": f"\\boxed{{{label}}}",
+        "structured_extraction": f"<answer>{label}</answer>",
+    }.get(task.name, label)
+    return gold_response(body)
 
 
 def verify_row(row: Mapping[str, Any], context: str, answer: str, evidence: list[str],
@@ -44,4 +64,4 @@ def verify_row(row: Mapping[str, Any], context: str, answer: str, evidence: list
     return failures
 
 
-__all__ = ["GOLD_THINK", "PERFECT", "gold_response", "verify_row"]
+__all__ = ["GOLD_THINK", "PERFECT", "gold_response", "reference_response", "verify_row"]

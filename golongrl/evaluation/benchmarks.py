@@ -77,20 +77,14 @@ class LoadOptions:
 
 # ---------------------------------------------------------------------------------- file reading
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a ``.json`` (a list, or an object whose values are rows) or ``.jsonl`` file."""
+    """Rows of a ``.jsonl``/``.parquet`` file (via :func:`golongrl.data.io.read_records`) or a
+    ``.json`` file holding a list of rows or an object whose values are rows."""
+    if path.suffix != ".json":
+        from golongrl.data.io import read_records
+
+        return [row for _, row in read_records(path)]
     if not path.is_file():
         raise BenchmarkDataError(f"{path}: file not found")
-    if path.suffix == ".jsonl":
-        rows = []
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise BenchmarkDataError(f"{path}, row {number}: invalid JSON ({exc})") from None
-        return rows
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:

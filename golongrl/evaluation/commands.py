@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -51,6 +51,7 @@ def eval_command(
     yarn_factor: Annotated[Optional[float], typer.Option(help="YaRN factor for a local model (reference: 2 for 128K-512K, 4 for 512K-1M).")] = None,
     yarn_original: Annotated[int, typer.Option(help="original_max_position_embeddings for YaRN (Qwen3: 262144).")] = 262_144,
     concurrency: Annotated[int, typer.Option(help="Requests in flight for endpoints.")] = 8,
+    max_retries: Annotated[int, typer.Option(help="Retries of a failed endpoint request (exponential backoff).")] = 4,
     batch_size: Annotated[int, typer.Option(help="Prompts per forward pass for local models.")] = 4,
     decontaminate: Annotated[Optional[Path], typer.Option(help="golongrl dataset file: report 13-gram overlap of benchmark questions with it.")] = None,
     published: Annotated[bool, typer.Option("--published/--no-published", help="Add the paper's rows to the table.")] = True,
@@ -62,6 +63,7 @@ def eval_command(
 
     from golongrl.inference import SamplingParams, load_tokenizer, make_backend, parse_openai_spec
     from golongrl.inference.judge import make_judge
+    from golongrl.inference.openai_backend import BackendError
     from golongrl.inference.models import yarn_rope_scaling
 
     from .benchmarks import LoadOptions, get_benchmark
@@ -76,6 +78,7 @@ def eval_command(
     backend_kwargs: dict[str, Any] = {"cache": cache}
     if remote:
         backend_kwargs["concurrency"] = concurrency
+        backend_kwargs["max_retries"] = max_retries
         if yarn_factor:
             raise typer.BadParameter("--yarn-factor applies to local models; start vLLM with --rope-scaling instead")
     else:
@@ -112,7 +115,7 @@ def eval_command(
     judge_client = None
     if judge is not None or any(get_benchmark(n).uses_judge for n in targets):
         try:
-            judge_client = make_judge(judge, cache=cache) if judge else make_judge(None, cache=cache)
+            judge_client = make_judge(judge, cache=cache)
         except ValueError as exc:
             console.print(f"[yellow]judge: {exc}; judge-scored parts are skipped or rule-only[/]")
     sampling = SamplingParams(
@@ -131,6 +134,10 @@ def eval_command(
         settings = RunSettings(model, sampling, judge or ("env" if judge_client else None), budget, limit)
         try:
             summary = run_benchmark(bench, items, backend, out, judge=judge_client, settings=settings, progress=True)
+        except BackendError as exc:
+            # Everything that finished is cached in --out: rerunning resumes from there.
+            console.print(f"[red]{name}: {exc}\nrerun the same command to retry only the failed requests[/]")
+            raise typer.Exit(1) from None
         except ValueError as exc:
             console.print(f"[red]{name}: {exc}[/]")
             continue
@@ -141,14 +148,14 @@ def eval_command(
         console.print(f"[bold]sweep {task}[/]: lengths {lengths}, depths {depths}")
         items = generate_sweep(task, tokenizer=tok, lengths=_lengths(lengths), depths=_floats(depths), samples=samples, seed=seed)
         items = items[:limit] if limit else items
-        task_sampling = replace(sampling, max_new_tokens=min(max_new_tokens, 51_200))
+        start = time.perf_counter()
         results, raw = evaluate_items(
-            f"sweep-{task}", items, lambda i, r, j, t=task: score_sweep(t, i, r), backend,
-            judge=None, sampling=task_sampling, progress=True,
+            items, lambda i, r, j, t=task: score_sweep(t, i, r), backend,
+            judge=None, sampling=sampling, progress=True,
         )
         summary = summarize(results)
-        settings = RunSettings(model, task_sampling, None, None, limit)
-        write_results(out, f"sweep-{task}", summary, items, results, raw, settings, 0.0)
+        settings = RunSettings(model, sampling, None, None, limit)
+        write_results(out, f"sweep-{task}", summary, items, results, raw, settings, time.perf_counter() - start)
         rows = [{"groups": r.groups, "score": r.score} for r in results]
         plot_sweep(task, rows, out)
         summaries[f"sweep-{task}"] = summary
@@ -158,7 +165,7 @@ def eval_command(
     if decontaminate is not None:
         from .decontamination import decontamination_report, decontamination_markdown
 
-        report = decontamination_report(questions, decontaminate)
+        report = decontamination_report(questions, decontaminate, tokenizer=tok_spec or "smollm2")
         write_text(out / "decontamination.json", json.dumps(report, indent=2))
         extra = decontamination_markdown(report)
     write_text(out / "summary.md", markdown_report(model, summaries, extra=extra, published=published))

@@ -70,7 +70,6 @@ class RunSettings:
 
 
 def evaluate_items(
-    name: str,
     items: Sequence[EvalItem],
     scorer: Any,
     backend: InferenceBackend,
@@ -138,7 +137,6 @@ def run_benchmark(
     """Evaluate a loaded benchmark and write its files; returns the summary."""
     start = time.perf_counter()
     results, raw = evaluate_items(
-        benchmark.name,
         items,
         benchmark.scorer,
         backend,

@@ -27,6 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from golongrl.rewards.metrics import pairwise_hardened
+
 from .benchmarks import ANSWER_FORMAT, EvalItem, ItemResult
 from .scoring import score_mrcr
 from .text import chat_token_count, extract_final_answer
@@ -35,7 +37,6 @@ SWEEP_TASKS = ("retrieval", "ordering", "mrcr")
 DEFAULT_LENGTHS = (4096, 8192, 16384, 32768, 65536, 131072)
 DEFAULT_DEPTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 LENGTH_TOLERANCE = 0.01  # items must land within 1 % of the target
-_FIT_CALLS: list[int] = []
 _FIT_TOLERANCE = 0.003  # what the fitter aims for, leaving slack for the check
 
 PROSE_DOMAINS = ("literature", "government", "technical", "legal")
@@ -136,7 +137,6 @@ def _fit(render: Callable[[int], tuple[dict[str, str], ...]], target: int, token
     for _ in range(24):
         messages = render(trim)
         count = chat_token_count(messages, tokenizer)
-        _FIT_CALLS.append(count)
         if best is None or abs(count - target) < best[0]:
             best = (abs(count - target), messages, count)
         if abs(count - target) <= _FIT_TOLERANCE * target:
@@ -147,7 +147,7 @@ def _fit(render: Callable[[int], tuple[dict[str, str], ...]], target: int, token
         else:
             high = trim
             step = trim - (target - count)
-        trim = step if high is None or not low < step < high else (low + high) // 2
+        trim = step if high is None or low < step < high else (low + high) // 2
         if high is not None and (trim <= low or trim >= high):
             trim = (low + high) // 2
             if trim == low:
@@ -158,18 +158,18 @@ def _fit(render: Callable[[int], tuple[dict[str, str], ...]], target: int, token
     return best[1], best[2]
 
 
-def _trim_fillers(fillers: Sequence[tuple[int, ...]], trim: int) -> list[tuple[int, ...]]:
-    """Drop ``trim`` tokens from the end of the filler list (whole fillers, then a partial)."""
-    kept = list(fillers)
+def _trimmed_texts(fillers: Sequence[tuple[int, ...]], texts: Sequence[str], trim: int, tokenizer: Any) -> list[str]:
+    """Filler texts with ``trim`` tokens dropped from the end (whole fillers first, then part of
+    the last one kept); only that partial filler is decoded again."""
+    kept = len(fillers)
     while trim > 0 and kept:
-        last = kept[-1]
-        if len(last) <= trim:
-            trim -= len(last)
-            kept.pop()
+        if len(fillers[kept - 1]) <= trim:
+            trim -= len(fillers[kept - 1])
+            kept -= 1
         else:
-            kept[-1] = last[: len(last) - trim]
-            trim = 0
-    return kept
+            last = fillers[kept - 1]
+            return [*texts[: kept - 1], tokenizer.decode(last[: len(last) - trim])]
+    return list(texts[:kept])
 
 
 def _rng(*parts: object) -> random.Random:
@@ -257,9 +257,10 @@ def _document_item(task: str, length: int, depth: float, sample: int, seed: int,
     if task == "retrieval":
         gold = str(needle_id)
 
+    filler_texts = tokenizer.batch_decode(fillers)
+
     def render(trim: int) -> tuple[dict[str, str], ...]:
-        kept = _trim_fillers(fillers, trim)
-        texts = [tokenizer.decode(f) for f in kept]
+        texts = _trimmed_texts(fillers, filler_texts, trim, tokenizer)
         pos = min(position, len(texts))
         labelled = [f"Document [{ids[i]}]\n{t}" for i, t in enumerate(texts)]
         labelled.insert(pos, f"Document [{needle_id}]\n{needle.text}")
@@ -341,9 +342,11 @@ def _mrcr_item(length: int, depth: float, sample: int, seed: int, tokenizer: Any
     after = sorted(rng.randint(anchor, len(fillers)) for _ in range(needles_n - target_index - 1))
     slots = before + [anchor] + after  # insertion positions among fillers, in needle order
 
+    filler_texts = tokenizer.batch_decode(fillers)
+
     def render(trim: int) -> tuple[dict[str, str], ...]:
-        kept = _trim_fillers(fillers, trim)
-        turns: list[tuple[str, str]] = [(filler_topics[i], tokenizer.decode(f)) for i, f in enumerate(kept)]
+        texts = _trimmed_texts(fillers, filler_texts, trim, tokenizer)
+        turns: list[tuple[str, str]] = [(filler_topics[i], text) for i, text in enumerate(texts)]
         for k in reversed(range(needles_n)):
             turns.insert(min(slots[k], len(turns)), (topic, needles[k]))
         messages: list[dict[str, str]] = []
@@ -398,18 +401,10 @@ _LETTERS = re.compile(r"\b([A-D])\b")
 _DIGITS = re.compile(r"\d{5}")
 
 
-def pairwise_order_accuracy(predicted: Sequence[str], gold: Sequence[str]) -> float:
-    """Fraction of gold pairs (a before b) that the prediction also orders a before b; letters
-    missing from the prediction count as wrong pairs."""
-    rank = {x: i for i, x in enumerate(predicted)}
-    pairs = [(a, b) for i, a in enumerate(gold) for b in gold[i + 1 :]]
-    good = sum(1 for a, b in pairs if a in rank and b in rank and rank[a] < rank[b])
-    return good / len(pairs) if pairs else 0.0
-
-
 def score_sweep(task: str, items: Sequence[EvalItem], responses: Sequence[str]) -> list[ItemResult]:
     """Scores in [0, 1]: retrieval = the extracted answer names the needle ID; ordering =
-    pairwise order accuracy; mrcr = the official MRCR rule."""
+    pairwise order accuracy over the gold's pairs (missing letters cost their pairs; the reward
+    library's hardened pairwise metric); mrcr = the official MRCR rule."""
     results = []
     for item, response in zip(items, responses):
         if task == "mrcr":
@@ -421,7 +416,7 @@ def score_sweep(task: str, items: Sequence[EvalItem], responses: Sequence[str]) 
             details = {"extracted": found[-1] if found else None}
         else:
             letters = list(dict.fromkeys(_LETTERS.findall(extract_final_answer(response))))
-            score = pairwise_order_accuracy(letters, item.gold)
+            score = pairwise_hardened(item.gold, letters)
             details = {"extracted": letters}
         results.append(ItemResult(item.id, score, item.groups, details))
     return results

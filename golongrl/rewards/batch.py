@@ -100,8 +100,11 @@ def _get_pool(workers: int) -> ProcessPool:
         if _pool is None:
             # forkserver: workers never inherit a trainer's threads or CUDA state, and after a
             # timeout kill a replacement forks from the preloaded server in milliseconds.
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["golongrl.rewards.scoring", "math_verify"])
+            if "forkserver" in multiprocessing.get_all_start_methods():
+                ctx = multiprocessing.get_context("forkserver")
+                ctx.set_forkserver_preload(["golongrl.rewards.scoring", "math_verify"])
+            else:  # Windows
+                ctx = multiprocessing.get_context("spawn")
             _pool = ProcessPool(max_workers=workers, context=ctx)
             _pool_workers = workers
         return _pool
@@ -154,7 +157,8 @@ def score_batch(
         timeout_s: per-sample wall-clock cap; a sample over it scores 0 with reason
             ``timeout`` and its worker process is replaced.
         workers: pool size; ``None`` = all CPUs, ``0`` = score in this process (no hard cap:
-            only math_verify's own SIGALRM timeouts, on the main thread).
+            only math_verify's own SIGALRM timeouts, on the main thread).  Daemonic processes,
+            which may not start children, always score in-process.
         progress: show a rich progress bar.
         **options: :class:`ScoreOptions` fields.
 
@@ -172,7 +176,8 @@ def score_batch(
             raise type(exc)(f"item {i}: {exc}") from None
     solutions = [r.solution_str for r in requests]
     n_workers = (os.cpu_count() or 1) if workers is None else workers
-    serial = n_workers <= 0 or (
+    # A daemonic process (e.g. a DataLoader worker) may not start children.
+    serial = n_workers <= 0 or multiprocessing.current_process().daemon or (
         len(requests) <= SERIAL_MAX_ITEMS
         and all(p.task != "numerical_reasoning" for p in prepared)
     )

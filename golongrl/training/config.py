@@ -287,7 +287,12 @@ class BatchConfig(_Section):
     micro_batch_size: int = Field(1, ge=1)
     """Sequences per forward/backward pass; gradients accumulate over a mini-batch."""
     generation_micro_batch: int = Field(64, ge=1)
-    """Sequences generated together (KV cache memory grows with it)."""
+    """Sequences generated together (KV cache memory grows with it); rounded to whole groups."""
+    share_prompt_prefix: bool = True
+    """Run each prompt through the model once per group and repeat its KV cache for the ``n``
+    rollouts, in the update as in generation (exact; up to n times cheaper on long prompts).
+    Micro-batches then hold whole groups. Ignored in the update when gradient checkpointing is
+    on (it cannot keep a cache)."""
 
     @model_validator(mode="after")
     def _divisible(self) -> BatchConfig:

@@ -158,13 +158,17 @@ def write_report(run_dir: Path, *, cfg_dict: dict[str, Any], before: EvalResult,
     lines.append("")
     still = [t for t in tasks if t not in moved]
     if still:
-        lines.append(f"**Did not move** (within noise): {', '.join(still)}. With a 135M model, a few "
-                     "minutes of CPU training and a small held-out set, most tasks are not expected to move; "
-                     "this report states it rather than hiding it.")
+        lines.append(f"**Did not move** (within noise): {', '.join(still)}. A small model trained for minutes "
+                     "and judged on a handful of prompts per task usually does not move beyond noise; the "
+                     "table says so rather than reading trends into it.")
     if moved:
         lines.append(f"**Moved beyond noise:** {', '.join(f'{t} ({verdict_word(before, after, t)})' for t in moved)}.")
     if before.dropped_overlong or after.dropped_overlong:
         lines.append(f"Evaluation prompts dropped as over-long: {before.dropped_overlong}.")
+    for label, res in (("before", before), ("after", after)):
+        if res.reasons:
+            listed = ", ".join(f"{k}: {v}" for k, v in sorted(res.reasons.items()))
+            lines.append(f"Zero-reward reasons {label} training (responses): {listed}.")
     lines.append("")
     lines += ["## Training", ""]
     series = task_series(history, "mean_reward", "generated/")

@@ -194,38 +194,49 @@ def generate_rollouts(model: torch.nn.Module, tokenizer: Any, prompts: Sequence[
                       *, micro_batch: int, device: torch.device, first_group: int = 0) -> Rollouts:
     """``cfg.n`` sampled responses per prompt, with the log-prob of each sampled token.
 
-    Log-probs are taken from the raw logits at temperature ``cfg.temperature`` (the policy the
-    loss optimises), not from the top-p-truncated distribution, as verl's rollout log-probs are.
-    A response ends after its first EOS token (kept, so the model learns to stop) or at
-    ``max_new_tokens`` (``truncated``).
+    Each prompt is prefilled once and its KV cache repeated for its ``n`` rollouts (a group's
+    rollouts share the whole prompt), so a long context costs one prefill per group instead of
+    ``n``; ``micro_batch`` counts sequences (whole groups per chunk). Log-probs are taken from
+    the raw logits at temperature ``cfg.temperature`` (the policy the loss optimises), not from
+    the top-p-truncated distribution, as verl's rollout log-probs are. A response ends after
+    its first EOS token (kept, so the model learns to stop) or at ``max_new_tokens``
+    (``truncated``).
     """
     if cfg.temperature <= 0:
         raise ValueError("rollout.temperature must be > 0 for RL rollouts (greedy samples carry no exploration)")
     eos_ids = _eos_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
-    expanded = [(first_group + g, p) for g, p in enumerate(prompts) for _ in range(cfg.n)]
+    n, groups_per_chunk = cfg.n, max(1, micro_batch // cfg.n)
     out = Rollouts()
     was_training = model.training
     model.eval()
-    for start in range(0, len(expanded), micro_batch):
-        chunk = expanded[start:start + micro_batch]
-        ids, mask = left_pad([p.input_ids for _, p in chunk], pad_id)
+    for start in range(0, len(prompts), groups_per_chunk):
+        chunk = prompts[start:start + groups_per_chunk]
+        ids, mask = left_pad([p.input_ids for p in chunk], pad_id)
+        ids, mask = ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        # Prefill all but the last prompt token; generate() then feeds that token against the
+        # repeated cache, which is exactly transformers' prefix-caching path.
+        cache = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
+                      use_cache=True).past_key_values
+        cache.batch_repeat_interleave(n)
         gen = model.generate(
-            input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=True,
-            temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k if cfg.top_k > 0 else 0,
-            max_new_tokens=cfg.max_new_tokens, eos_token_id=eos_ids, pad_token_id=pad_id,
-            return_dict_in_generate=True, output_logits=True)
+            input_ids=ids.repeat_interleave(n, 0), attention_mask=mask.repeat_interleave(n, 0),
+            past_key_values=cache, do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p,
+            top_k=cfg.top_k if cfg.top_k > 0 else 0, max_new_tokens=cfg.max_new_tokens, eos_token_id=eos_ids,
+            pad_token_id=pad_id, return_dict_in_generate=True, output_logits=True)
         new = gen.sequences[:, ids.shape[1]:].cpu()
         logits = torch.stack(gen.logits, dim=1).float().cpu() / cfg.temperature  # [B, T, V]
         logprobs = torch.log_softmax(logits, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)
-        for i, (group, p) in enumerate(chunk):
-            tokens = new[i].tolist()
+        for row in range(new.shape[0]):
+            p = chunk[row // n]
+            tokens = new[row].tolist()
             end = next((t + 1 for t, tok in enumerate(tokens) if tok in eos_ids), None)
             length = end if end is not None else len(tokens)
             out.prompts.append(p)
-            out.group_ids.append(group)
+            out.group_ids.append(first_group + start + row // n)
             out.response_ids.append(tokens[:length])
-            out.rollout_logprobs.append(logprobs[i, :length].clone())
+            out.rollout_logprobs.append(logprobs[row, :length].clone())
             out.truncated.append(end is None)
             out.texts.append(tokenizer.decode(tokens[:length], skip_special_tokens=True))
     model.train(was_training)
@@ -306,6 +317,43 @@ def response_logprobs(model: torch.nn.Module, batch: dict[str, torch.Tensor], te
     logits = out.logits[:, :-1].float() / temperature
     logp_all = torch.log_softmax(logits, dim=-1)
     logprobs = logp_all.gather(-1, batch["responses"].unsqueeze(-1)).squeeze(-1)
+    entropy = -(logp_all.exp() * logp_all).sum(-1) if with_entropy else None
+    return logprobs, entropy
+
+
+def grouped_logprobs(model: torch.nn.Module, prompt_ids: Sequence[Sequence[int]], responses: Sequence[Sequence[int]],
+                     n: int, temperature: float, pad_id: int, *, with_entropy: bool = False
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Like :func:`response_logprobs` for ``len(prompt_ids)`` groups of ``n`` responses each
+    (response ``i`` belongs to prompt ``i // n``), running every prompt through the model once.
+
+    The prompt's KV cache is repeated for its ``n`` responses and gradients flow back through
+    it, so the result (and its gradient) equals the per-sequence computation while a long
+    prompt is processed once instead of ``n`` times; response tokens are usually a small
+    fraction of a long-context sequence, so the update gets up to ``n`` times cheaper.
+    """
+    device = next(model.parameters()).device
+    p_ids, p_mask = (t.to(device) for t in left_pad(prompt_ids, pad_id))
+    p_pos = (p_mask.cumsum(-1) - 1).clamp(min=0)
+    first = model(input_ids=p_ids, attention_mask=p_mask, position_ids=p_pos, use_cache=True, logits_to_keep=1)
+    cache = first.past_key_values
+    cache.batch_repeat_interleave(n)
+    width = max(1, max(len(r) for r in responses))
+    r_ids = torch.full((len(responses), width), pad_id, dtype=torch.long, device=device)
+    r_mask = torch.zeros((len(responses), width), dtype=torch.long, device=device)
+    for i, r in enumerate(responses):
+        r_ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        r_mask[i, :len(r)] = 1
+    lengths = p_mask.sum(-1).repeat_interleave(n)
+    r_pos = lengths.unsqueeze(1) + torch.arange(width, device=device).unsqueeze(0)
+    attention = torch.cat([p_mask.repeat_interleave(n, 0), r_mask], dim=1)
+    rest = model(input_ids=r_ids, attention_mask=attention, position_ids=r_pos, past_key_values=cache,
+                 use_cache=True, logits_to_keep=width)
+    # Token 0 of each response is predicted by the prompt's last position, the rest by the
+    # response positions before them.
+    logits = torch.cat([first.logits[:, -1:].repeat_interleave(n, 0), rest.logits[:, :-1]], dim=1).float() / temperature
+    logp_all = torch.log_softmax(logits, dim=-1)
+    logprobs = logp_all.gather(-1, r_ids.unsqueeze(-1)).squeeze(-1)
     entropy = -(logp_all.exp() * logp_all).sum(-1) if with_entropy else None
     return logprobs, entropy
 
@@ -396,7 +444,6 @@ class StepBatch:
 
     rollouts: Rollouts
     advantages: torch.Tensor   # [N]
-    gen_batches: int
     metrics: dict[str, float]
 
 
@@ -408,7 +455,7 @@ class Trainer:
     """
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path, *, model: torch.nn.Module | None = None,
-                 tokenizer: Any = None, prompts: Sequence[Prompt] | None = None) -> None:
+                 tokenizer: Any = None) -> None:
         from golongrl.inference.models import load_causal_lm, load_tokenizer
 
         self.cfg, self.run_dir = cfg, Path(run_dir)
@@ -418,11 +465,8 @@ class Trainer:
         self.device = resolve_device(cfg.model.device)
         self.tokenizer = tokenizer or load_tokenizer(cfg.model.tokenizer or cfg.model.name_or_path)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        if prompts is None:
-            prompts, dropped = load_prompts(cfg.data.train_files, self.tokenizer, cfg)
-        else:
-            dropped = {}
-        self.prompts, self.dropped = list(prompts), dropped
+        # Every row is validated here, before any model is loaded: a bad row fails fast.
+        self.prompts, self.dropped = load_prompts(cfg.data.train_files, self.tokenizer, cfg)
         self.stream = PromptStream(self.prompts, seed=cfg.training.seed, shuffle=cfg.data.shuffle)
 
         torch.manual_seed(cfg.training.seed)  # LoRA init draws from it: same seed, same adapters
@@ -494,8 +538,9 @@ class Trainer:
             if key.endswith("/mean_reward"):
                 metrics["generated/" + key[len("task_metrics/"):]] = value
         metrics.update(self._rollout_metrics(seen, kept, gen_batches))
-        metrics.update(control.metrics())
-        return StepBatch(kept, advantages, gen_batches, metrics)
+        if filtering:
+            metrics.update(control.metrics())
+        return StepBatch(kept, advantages, metrics)
 
     def _rollout_metrics(self, seen: Rollouts, kept: Rollouts, gen_batches: int) -> dict[str, float]:
         # Lengths over every generated response: what the policy produces, kept or not.
@@ -538,8 +583,7 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 denom = self._agg_denominator(ro, idx)
                 totals: dict[str, float] = {}
-                for start in range(0, len(idx), cfg.batch.micro_batch_size):
-                    micro = idx[start:start + cfg.batch.micro_batch_size]
+                for micro in self._micro_batches(idx):
                     loss, m = self._micro_loss(ro, micro, batch.advantages, old, denom)
                     loss.backward()
                     for k, v in m.items():
@@ -560,6 +604,35 @@ class Trainer:
         out["actor/updated"] = 1.0
         return out
 
+    def _shared(self) -> bool:
+        return self.cfg.batch.share_prompt_prefix and not self.cfg.model.gradient_checkpointing
+
+    def _micro_batches(self, idx: Sequence[int]) -> list[Sequence[int]]:
+        """Split a mini-batch (whole groups, in order) into micro-batches; whole groups when
+        prompts are shared, so each micro-batch is one prefill per group."""
+        size = self.cfg.batch.micro_batch_size
+        if self._shared():
+            size = max(1, size // self.cfg.rollout.n) * self.cfg.rollout.n
+        return [idx[i:i + size] for i in range(0, len(idx), size)]
+
+    def _logprobs(self, model: torch.nn.Module, ro: Rollouts, micro: Sequence[int], *, with_entropy: bool = False
+                  ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Log-probs [B, R], entropies, and the response mask of the sequences ``micro``."""
+        responses = [ro.response_ids[i] for i in micro]
+        width = max(1, max(len(r) for r in responses))
+        mask = torch.zeros((len(micro), width), device=self.device)
+        for j, r in enumerate(responses):
+            mask[j, :len(r)] = 1.0
+        n = self.cfg.rollout.n
+        if self._shared():
+            prompts = [ro.prompts[i].input_ids for i in micro[::n]]
+            lp, ent = grouped_logprobs(model, prompts, responses, n, self.cfg.rollout.temperature, self.pad_id,
+                                       with_entropy=with_entropy)
+        else:
+            batch = {k: v.to(self.device) for k, v in pack([ro.prompts[i].input_ids for i in micro], responses, self.pad_id).items()}
+            lp, ent = response_logprobs(model, batch, self.cfg.rollout.temperature, with_entropy=with_entropy)
+        return lp, ent, mask
+
     def _agg_denominator(self, ro: Rollouts, idx: Sequence[int]) -> float:
         """The mini-batch's token count (token-mean) or response count (sequence means): each
         micro-batch divides by it, so accumulated gradients equal the whole mini-batch's."""
@@ -570,20 +643,17 @@ class Trainer:
     def _micro_loss(self, ro: Rollouts, micro: Sequence[int], advantages: torch.Tensor,
                     old: list[torch.Tensor] | None, denominator: float) -> tuple[torch.Tensor, dict[str, Any]]:
         cfg, ac = self.cfg, self.cfg.algorithm
-        batch = {k: v.to(self.device) for k, v in
-                 pack([ro.prompts[i].input_ids for i in micro], [ro.response_ids[i] for i in micro], self.pad_id).items()}
-        width = batch["responses"].shape[1]
-        logprobs, entropy = response_logprobs(self.model, batch, cfg.rollout.temperature,
-                                              with_entropy=ac.entropy_coef > 0)
+        logprobs, entropy, mask = self._logprobs(self.model, ro, micro, with_entropy=ac.entropy_coef > 0)
+        width = mask.shape[1]
         old_lp = logprobs.detach() if old is None else padded([old[i] for i in micro], width).to(self.device)
         rollout_lp = padded([ro.rollout_logprobs[i] for i in micro], width).to(self.device)
         ris = ac.rollout_is
         ref_lp = None
         if self.ref_model is not None:
-            ref_lp = self._ref_logprobs(batch)
+            ref_lp = self._ref_logprobs(ro, micro)
         adv = advantages[list(micro)].to(self.device)
         loss, metrics = policy_loss(
-            logprobs, old_lp, adv, batch["response_mask"], clip_low=ac.clip_low, clip_high=ac.clip_high,
+            logprobs, old_lp, adv, mask, clip_low=ac.clip_low, clip_high=ac.clip_high,
             dual_clip_c=ac.dual_clip_c, agg=ac.loss_agg,
             rollout_logprobs=rollout_lp if ris.enabled else None, tis_bounds=ris.bounds if ris.enabled else None,
             tis_veto=ris.veto_threshold if ris.enabled else None,
@@ -592,21 +662,17 @@ class Trainer:
         return loss, metrics
 
     @torch.no_grad()
-    def _ref_logprobs(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _ref_logprobs(self, ro: Rollouts, micro: Sequence[int]) -> torch.Tensor:
         ctx = self.model.disable_adapter() if self.cfg.model.lora.enabled else contextlib.nullcontext()
         with ctx:
-            lp, _ = response_logprobs(self.ref_model, batch, self.cfg.rollout.temperature)
+            lp, _, _ = self._logprobs(self.ref_model, ro, micro)
         return lp
 
     @torch.no_grad()
     def _old_logprobs(self, ro: Rollouts) -> list[torch.Tensor]:
         out = []
-        mb = self.cfg.batch.micro_batch_size
-        for start in range(0, len(ro), mb):
-            micro = range(start, min(len(ro), start + mb))
-            batch = {k: v.to(self.device) for k, v in
-                     pack([ro.prompts[i].input_ids for i in micro], [ro.response_ids[i] for i in micro], self.pad_id).items()}
-            lp, _ = response_logprobs(self.model, batch, self.cfg.rollout.temperature)
+        for micro in self._micro_batches(range(len(ro))):
+            lp, _, _ = self._logprobs(self.model, ro, micro)
             out.extend(lp[j, :len(ro.response_ids[i])].cpu() for j, i in enumerate(micro))
         return out
 

@@ -31,7 +31,7 @@ from golongrl.training.config import ConfigError, TrainConfig, config_from_dict,
 #: Module run by :func:`launch` (verl's entry point with golongrl's TaskRunner).
 ENTRY_MODULE = "golongrl.engines.verl.main"
 #: verl imports these by name inside its reward workers (works on every node, unlike file paths).
-REWARD_FUNCTION_PATH = "pkg://golongrl.engines.verl.reward"
+REWARD_FUNCTION_PATH = "pkg://golongrl.rewards"  # compute_score already has verl's signature
 REWARD_MANAGER_PATH = "pkg://golongrl.engines.verl.reward_manager"
 REWARD_MANAGER_CLASS = "GoLongRLRewardManager"
 
@@ -154,7 +154,8 @@ def load_job(path: str | Path, overrides: list[str] | None = None) -> VerlJob:
     """Read a verl preset: golongrl's training sections plus a ``verl:`` section.
 
     ``overrides`` are ``KEY=VALUE`` strings for either part (``rollout.n=8``,
-    ``verl.nnodes=2``). Raises :class:`ConfigError` naming the file and the dotted key.
+    ``verl.nnodes=2``). Raises :class:`ConfigError` naming the file and the dotted key, also for
+    settings verl 0.9.1 cannot express, so a job that loads can be launched.
     """
     path = Path(path)
     try:
@@ -178,7 +179,9 @@ def load_job(path: str | Path, overrides: list[str] | None = None) -> VerlJob:
         raise ConfigError("\n".join(lines)) from None
     if section.output_dir is not None:
         section = section.model_copy(update={"output_dir": resolve_path(section.output_dir, base)})
-    return VerlJob(train=train, verl=section, source=str(path))
+    job = VerlJob(train=train, verl=section, source=str(path))
+    _check_expressible(job)
+    return job
 
 
 def _fmt(value: Any) -> str:

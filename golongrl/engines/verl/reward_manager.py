@@ -14,8 +14,8 @@ This manager gathers the concurrent calls into micro-batches and hands each to
 :func:`golongrl.rewards.score_batch`, which runs them in worker processes with a per-sample time
 cap: a timed-out sample scores 0 with reason ``timeout`` instead of blocking the step.
 
-Options (``reward.custom_reward_function.reward_kwargs``, shared with :mod:`.reward` so
-switching between the two is one line): ``mode`` (``hardened``/``faithful``), ``timeout_s``
+Options (``reward.custom_reward_function.reward_kwargs``, shared with the per-sample entry
+``pkg://golongrl.rewards`` / ``compute_score`` so switching between the two is one line): ``mode`` (``hardened``/``faithful``), ``timeout_s``
 (per sample, default 10), ``workers`` (process-pool size, default: the reward library's
 choice), ``max_batch`` (default 256), ``max_wait_s`` (how long a micro-batch waits to fill,
 default 0.05) and any :class:`golongrl.rewards.ScoreOptions` field (``require_think``...). verl starts ``reward.num_workers`` reward workers, each with its own pool: keep
@@ -32,11 +32,13 @@ from typing import Any, Callable, Mapping, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from golongrl import rewards
-from golongrl.engines.verl.reward import TASK_KEY
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
-#: reward_extra_info key with the reason a sample scored as it did ("" for a normal score).
+#: reward_extra_info keys: the task type and why a sample scored as it did ("" = normal score).
+#: Prefixed because verl's legacy trainer merges these keys into the batch next to the dataset's
+#: own columns.
+TASK_KEY = "golongrl_task"
 REASON_KEY = "golongrl_reason"
 
 
