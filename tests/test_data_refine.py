@@ -94,3 +94,16 @@ def test_two_stage_calibration_and_shortcut_probe(tmp_path: Path, monkeypatch: p
     calls = {k: p.calls for k, p in policies.items()}
     refine(config, [json.loads(json.dumps(r)) for r in rows], get_counter("smollm2"), tmp_path)
     assert {k: p.calls for k, p in policies.items()} == calls
+
+
+def test_calibration_runs_through_a_local_transformers_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOLONGRL_CACHE", str(tmp_path / "cache"))
+    rows = [_row(f"t{i}", f"What is item {i}?") for i in range(3)]
+    config = DataConfig.model_validate({
+        "calibration": {"enabled": True, "small_policy": "tiny", "rollouts": 2, "max_new_tokens": 4, "keep_unsolved": True},
+    })
+    kept, dropped, report = refine(config, rows, get_counter("smollm2"), tmp_path)
+    # A random tiny model never answers: every row is unsolved, kept as hard.
+    assert [r["extra_info"]["difficulty"] for r in kept] == ["hard"] * 3
+    assert all(r["extra_info"]["pass_rate_small"] == 0.0 for r in kept)
+    assert report["difficulty"] == {"hard": 3} and dropped == {"calibration": 0}

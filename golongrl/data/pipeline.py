@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import random
 from dataclasses import dataclass, field
@@ -50,8 +49,6 @@ from golongrl.data.schema import DataError
 from golongrl.data.tokens import get_counter
 from golongrl.data.verify import verify_row
 from golongrl.tasks import TASK_TYPES, get_task
-
-log = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("train", "eval")
 PROMPT_PREAMBLE = "Read the text below, then answer the question that follows it."
@@ -150,7 +147,7 @@ def task_pools(docs: Sequence[Document]) -> dict[str, list[Document]]:
 # --- phase 3 ------------------------------------------------------------------------------------
 
 
-def _position(config: DataConfig, index: int, count: int, rng: random.Random) -> float | None:
+def _position(config: DataConfig, index: int, count: int) -> float | None:
     setting = config.context.position
     if setting == "uniform":
         return (index + 0.5) / max(1, count)
@@ -214,6 +211,13 @@ class _Builder:
         rng.shuffle(others)
         return others
 
+    @staticmethod
+    def pick_main(pool: list[Document], rng: random.Random) -> Document:
+        """A domain uniformly, then a document of it: a domain with many short documents
+        (dialogues) must not crowd out one with a few long ones (legal)."""
+        domain = rng.choice(sorted({d.domain for d in pool}))
+        return rng.choice([d for d in pool if d.domain == domain])
+
     def attempt(self, split: str, task: str, index: int, count: int) -> tuple[dict[str, Any] | None, list[str]]:
         """Build one sample; returns (row or None, failure reasons of the attempts)."""
         cfg = self.config
@@ -223,11 +227,11 @@ class _Builder:
             return None, [f"no {split} document qualifies for any {task} construction"]
         lengths = cfg.context.train_lengths if split == "train" else cfg.context.eval_lengths
         target = lengths[index % len(lengths)]
-        position = _position(cfg, index, count, rng)
+        position = _position(cfg, index, count)
         failures: list[str] = []
         for attempt in range(cfg.max_attempts):
             spec = specs[(index + attempt) % len(specs)]
-            main = rng.choice(self.pools[split][spec.name])
+            main = self.pick_main(self.pools[split][spec.name], rng)
             share = cfg.context.multi_document_share if spec.multi_document else cfg.context.main_share
             distractors = self.distractors(split, main, rng, spec.multi_document)
             try:
@@ -237,7 +241,8 @@ class _Builder:
                     main_share=share, tolerance=cfg.context.tolerance,
                 )
                 in_context = {b.doc.id for b in ctx.blocks}
-                env = Env(rng, position, [d for d in distractors if d.id not in in_context])
+                language = "Chinese" if main.language.startswith("zh") else "English"
+                env = Env(rng, position, [d for d in distractors if d.id not in in_context], language)
                 sample = spec.fn(ctx, env)
             except (AssemblyError, ConstructionError) as exc:
                 failures.append(f"{spec.name} on {main.id}: {exc}")

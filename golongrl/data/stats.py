@@ -67,9 +67,10 @@ def render_table(stats: DatasetStats) -> Any:
     import numpy as np
     from rich.table import Table
 
-    table = Table(title=f"{stats.rows} rows", show_footer=False)
-    for name in ("task", "rows", "share", "median len", "p90 len", "max len", "mean pass rate"):
-        table.add_column(name, justify="left" if name == "task" else "right")
+    table = Table(title=f"{stats.rows} rows; lengths in {stats.length_unit}", show_footer=False)
+    table.add_column("task", no_wrap=True, min_width=max(len(t) for t in TASK_TYPES))
+    for name in ("rows", "share", "median", "p90", "max", "pass rate"):
+        table.add_column(name, justify="right")
     for task in TASK_TYPES:
         n = stats.per_task.get(task, 0)
         lengths = stats.lengths.get(task, [])
