@@ -136,7 +136,7 @@ def trl_steps(model_dir: Path, rows: list[dict], args: argparse.Namespace, work:
     timer = Timer()
     cfg = GRPOConfig(output_dir=str(work / "trl"), per_device_train_batch_size=args.batch, num_generations=args.n,
                      max_completion_length=args.new_tokens, max_steps=args.steps + 1, learning_rate=1e-5,
-                     logging_steps=1, report_to="none", use_cpu=True, bf16=False, save_strategy="no", beta=0.0,
+                     logging_steps=10_000, disable_tqdm=True, report_to="none", use_cpu=True, bf16=False, save_strategy="no", beta=0.0,
                      dataloader_num_workers=0, seed=0, temperature=1.0, top_p=1.0)
     trainer = GRPOTrainer(model=load_causal_lm(str(model_dir), dtype="float32"), processing_class=load_tokenizer(str(model_dir)),
                           reward_funcs=reward, args=cfg, train_dataset=ds, callbacks=[timer])

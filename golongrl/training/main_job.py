@@ -22,8 +22,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 from golongrl.data.io import atomic_output
 from golongrl.inference.base import SamplingParams
 from golongrl.training.config import TrainConfig, deep_merge
@@ -85,8 +83,6 @@ def run_main_job(cfg: TrainConfig, run_dir: str | Path, *, log: Callable[[str], 
 
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
-    with atomic_output(run / "config.yaml", "w") as handle:
-        yaml.safe_dump(cfg.to_dict(), handle, sort_keys=False)
     timings: dict[str, float] = {}
     start = time.perf_counter()
 
@@ -98,6 +94,7 @@ def run_main_job(cfg: TrainConfig, run_dir: str | Path, *, log: Callable[[str], 
         cfg.data.eval_files = cfg.data.eval_files or eval_files
     if not cfg.data.eval_files:
         raise ValueError("the main job needs held-out rows: set data.eval_files or data.build_config")
+    load_rows(cfg.data.train_files)  # validate every training row before the model loads
     eval_rows = select_rows([rec for _, _, rec in load_rows(cfg.data.eval_files)], cfg.data.max_eval_rows)
     timings["build_data_s"] = time.perf_counter() - t
 

@@ -32,10 +32,13 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
+import yaml
 
 from golongrl.advantages import BackfillController, compute_advantages, task_metrics
-from golongrl.data.io import read_valid_records
+from golongrl.data.io import atomic_output, read_valid_records
 from golongrl.data.schema import record_task
+from golongrl.inference.base import GenerationRequest, SamplingParams
+from golongrl.inference.transformers_backend import render_prompt
 from golongrl.losses import policy_loss
 from golongrl.rewards import ScoreRequest, score_batch
 from golongrl.tasks import reference_task_key
@@ -63,10 +66,11 @@ class Prompt:
 
 
 def encode_prompt(tokenizer: Any, messages: Sequence[dict[str, str]], enable_thinking: bool | None) -> list[int]:
-    """Token ids of a chat prompt with the generation prompt appended (the rollout's prefix)."""
-    kwargs = {} if enable_thinking is None else {"enable_thinking": enable_thinking}
-    text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True, **kwargs)
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
+    """Token ids of a chat prompt with the generation prompt appended (the rollout's prefix),
+    rendered exactly as the inference backends render it."""
+    request = GenerationRequest(messages=tuple(dict(m) for m in messages),
+                                sampling=SamplingParams(enable_thinking=enable_thinking))
+    return tokenizer(render_prompt(tokenizer, request), add_special_tokens=False)["input_ids"]
 
 
 def task_label(record: dict[str, Any], task_key: str) -> str:
@@ -739,6 +743,8 @@ class Trainer:
         ``on_step(step, metrics)`` is called after each step (the main job's progress hook).
         """
         cfg = self.cfg
+        with atomic_output(self.run_dir / "config.yaml", "w") as handle:
+            yaml.safe_dump(cfg.to_dict(), handle, sort_keys=False)
         if cfg.checkpoint.resume:
             self.resume()
         logger = MetricsLogger(self.run_dir, cfg.logging, resume_step=self.step, config_dict=cfg.to_dict())
