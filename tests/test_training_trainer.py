@@ -130,6 +130,31 @@ def test_shared_prompt_forward_equals_the_per_sequence_forward() -> None:
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("model_cfg", [{"lora": {"enabled": True, "r": 4}}, {"freeze_lower_layers": 1}],
+                         ids=["lora", "freeze-lower-layers"])
+def test_partial_training_moves_only_trainable_weights_and_exports(
+        model_cfg: dict, train_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from safetensors.torch import load_file
+
+    use_fake_reward(monkeypatch)
+    cfg = tiny_config(train_file, model=model_cfg, training={"total_steps": 1}, checkpoint={"export_final": True})
+    t = Trainer(cfg, tmp_path / "run")
+    frozen = {n: p.detach().clone() for n, p in t.model.named_parameters() if not p.requires_grad}
+    trainable = {n: p.detach().clone() for n, p in t.model.named_parameters() if p.requires_grad}
+    t.train()
+    assert frozen and trainable
+    assert all(torch.equal(p, frozen[n]) for n, p in t.model.named_parameters() if n in frozen)
+    assert any(not torch.equal(p, trainable[n]) for n, p in t.model.named_parameters() if n in trainable)
+    saved = load_file(str(tmp_path / "run" / "checkpoints" / "step-000001" / "policy.safetensors"))
+    assert set(saved) == set(trainable)
+    assert (tmp_path / "run" / "final" / "config.json").is_file()
+    resumed = Trainer(cfg.model_copy(deep=True), tmp_path / "run")
+    assert resumed.resume() == 1
+    for n, p in resumed.model.named_parameters():
+        if n in trainable:
+            torch.testing.assert_close(p, dict(t.model.named_parameters())[n])
+
+
 def test_overlong_prompts_are_dropped_and_counted(tmp_path: Path) -> None:
     from golongrl.inference.models import load_tokenizer
 

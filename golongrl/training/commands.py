@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Optional
@@ -74,6 +75,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         Generations are cached in OUTPUT/cache.sqlite, so rerunning after an interrupt only
         generates what is missing.
         """
+        from golongrl.data.io import atomic_output
         from golongrl.data.schema import DataError
         from golongrl.inference import load_tokenizer, make_backend, parse_openai_spec
         from golongrl.training.config import TrainConfig
@@ -101,7 +103,8 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
                                  max_prompt_tokens=cfg.rollout.max_prompt_tokens if local else None,
                                  tokenizer=load_tokenizer(model) if local else None, progress=True,
                                  output=output / "predictions.jsonl")
-        (output / "results.json").write_text(json.dumps(result.to_dict(), indent=2))
+        with atomic_output(output / "results.json", "w") as handle:
+            json.dump(result.to_dict(), handle, indent=2)
         from rich.console import Console
         from rich.table import Table
 
@@ -109,7 +112,8 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         for col in ("task", "prompts", "reward", "stderr"):
             table.add_column(col)
         for task, value in result.per_task.items():
-            table.add_row(task, str(result.counts[task]), f"{value:.3f}", f"{result.stderr[task]:.3f}")
+            se = result.stderr[task]
+            table.add_row(task, str(result.counts[task]), f"{value:.3f}", "n/a" if math.isnan(se) else f"{se:.3f}")
         table.add_row("all", str(sum(result.counts.values())), f"{result.overall:.3f}", "")
         Console().print(table)
 

@@ -173,8 +173,9 @@ def write_report(run_dir: Path, *, cfg_dict: dict[str, Any], before: EvalResult,
     lines += ["## Training", ""]
     series = task_series(history, "mean_reward", "generated/")
     if series:
-        lines += ["Reward on all generated training rollouts per task, first vs last step (training prompts, "
-                  "sampled at temperature 1, so not comparable with the held-out numbers above):", "",
+        lines += ["Reward on all generated training rollouts per task, first vs last step in which the task was "
+                  "drawn (different training prompts each step, sampled at temperature 1: noisy, and not comparable "
+                  "with the held-out numbers above):", "",
                   "| task | steps seen | first | last |", "|---|---:|---:|---:|"]
         for task, (steps, values) in series.items():
             lines.append(f"| {task} | {len(steps)} | {values[0]:.3f} | {values[-1]:.3f} |")
