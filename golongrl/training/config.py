@@ -315,9 +315,9 @@ class TrainingConfig(_Section):
     num_threads: int | None = Field(None, ge=1)
     """torch intra-op threads; None leaves torch's default."""
     time_budget_s: float | None = Field(None, gt=0)
-    """Stop (with a checkpoint) before a step that would end past this many seconds of training
-    in this invocation; the run folder says so. None = no limit. Runs stopped this way are not
-    step-for-step reproducible, since the stopping point depends on the machine's speed."""
+    """Stop (with a checkpoint) before a step predicted, from the mean step time so far, to end
+    past this many seconds of training in this invocation (a slow step can still overrun it).
+    None = no limit. Where a run stops this way depends on the machine's speed."""
 
 
 class CheckpointConfig(_Section):

@@ -27,6 +27,14 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return path
+
+
 def task_series(history: Sequence[dict[str, Any]], name: str, prefix: str = _TASK_PREFIX
                 ) -> dict[str, tuple[list[int], list[float]]]:
     """``{task: (steps, values)}`` of ``<prefix><task>/<name>`` over the logged steps.
@@ -61,11 +69,7 @@ def plot_task_metric(history: Sequence[dict[str, Any]], name: str, path: Path, *
     else:
         ax.text(0.5, 0.5, "no data: dynamic sampling kept no prompt group in any step",
                 ha="center", va="center", transform=ax.transAxes)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_training(history: Sequence[dict[str, Any]], out_dir: Path) -> list[Path]:
@@ -89,10 +93,7 @@ def plot_training(history: Sequence[dict[str, Any]], out_dir: Path) -> list[Path
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3)
             ax.set_title(key, fontsize=8)
             ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(out_dir / "diagnostics.png", dpi=110)
-        plt.close(fig)
-        made.append(out_dir / "diagnostics.png")
+        made.append(_save(fig, out_dir / "diagnostics.png"))
     return made
 
 
@@ -111,11 +112,7 @@ def plot_eval(before: EvalResult, after: EvalResult, path: Path) -> Path:
     ax.set(ylabel="held-out reward", title="Held-out reward per task, before vs after training")
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def verdict(before: float, after: float, se_before: float, se_after: float) -> str:
