@@ -4,11 +4,13 @@ malformed field named with file and row, writes atomic."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
 
-from golongrl.data.io import read_records, read_valid_records, write_records
+from golongrl.data.io import atomic_output, read_records, read_valid_records, write_records
 from golongrl.data.schema import DataError, validate_record
 
 
@@ -99,3 +101,33 @@ def test_failed_write_leaves_previous_file_untouched(tmp_path: Path) -> None:
         write_records(path, [_row(), _row(extra_info={"bad": float("nan")})])
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["d.jsonl"]
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_atomic_write_gives_the_mode_plain_open_would(tmp_path: Path, umask: int, suffix: str) -> None:
+    previous = os.umask(umask)
+    try:
+        plain = tmp_path / "plain.txt"
+        with open(plain, "w") as handle:
+            handle.write("x")
+        written = tmp_path / f"d{suffix}"
+        write_records(written, [_row()])
+        with atomic_output(tmp_path / "report.json", "w") as handle:
+            handle.write("{}")
+    finally:
+        os.umask(previous)
+    assert _mode(written) == _mode(plain) == 0o666 & ~umask
+    assert _mode(tmp_path / "report.json") == _mode(plain)
+
+
+def test_atomic_rewrite_keeps_an_existing_files_mode(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    write_records(path, [_row()])
+    path.chmod(0o640)
+    write_records(path, [_row(), _row()])
+    assert _mode(path) == 0o640

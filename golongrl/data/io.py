@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Mapping
@@ -91,14 +92,49 @@ def read_valid_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict
         yield number, validate_record(row, source=path, row=number)
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux reports it (``os.umask`` can
+    only be read by setting it, which races with other threads creating files)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_file_mode(path: str | os.PathLike[str] | None = None) -> int:
+    """The permission bits a plain ``open(path, "w")`` would leave: an existing file keeps its
+    own, a new one gets ``0o666`` masked by the umask."""
+    if path is not None:
+        with contextlib.suppress(OSError):
+            return stat.S_IMODE(os.stat(path).st_mode)
+    return 0o666 & ~current_umask()
+
+
+def default_dir_mode() -> int:
+    """The permission bits ``os.mkdir`` would give a new folder: ``0o777`` masked by the umask
+    (for folders built under :func:`tempfile.mkdtemp`, which makes them owner-only, and then
+    renamed into place)."""
+    return 0o777 & ~current_umask()
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; on clean exit fsync it and ``os.replace`` it onto
-    ``path``; on error delete it and leave ``path`` untouched."""
+    ``path``; on error delete it and leave ``path`` untouched.
+
+    The result gets the permissions a plain ``open()`` would give (see
+    :func:`default_file_mode`), not the owner-only mode of the temporary file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    file_mode = default_file_mode(path)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, file_mode)
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
             yield handle
             handle.flush()
@@ -198,6 +234,9 @@ class AppendLog:
 __all__ = [
     "AppendLog",
     "atomic_output",
+    "current_umask",
+    "default_dir_mode",
+    "default_file_mode",
     "dumps_record",
     "read_records",
     "read_valid_records",

@@ -28,6 +28,25 @@ def _load(config: Path, overrides: list[str], quick: bool):  # -> TrainConfig
         _fail(str(err))
 
 
+def _train_with_verl(config: Path, output: Path, overrides: list[str], dry_run: bool) -> None:
+    """Hand the run to verl (optional extra) through the golongrl plugin's launcher."""
+    from golongrl.training.config import ConfigError
+
+    try:
+        from golongrl.engines.verl import launcher
+    except ImportError as err:
+        _fail(f"{err}\nInstall the verl extra: pip install 'golongrl[verl]'")
+    try:
+        job = launcher.load_job(config, [*overrides, f"verl.output_dir={output.resolve()}"])
+        if dry_run:
+            typer.echo(launcher.dry_run(job))
+            return
+        code = launcher.launch(job)
+    except ConfigError as err:
+        _fail(str(err))
+    raise typer.Exit(code)
+
+
 def register(app: typer.Typer, data_app: typer.Typer) -> None:
     del data_app  # training adds no data subcommands
 
@@ -37,11 +56,21 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         output: Path = typer.Option(..., "--output", "-o", help="Run folder (metrics.jsonl, tensorboard/, checkpoints/, plots/)."),
         overrides: list[str] = typer.Option([], "--set", help=_SET_HELP),
         quick: bool = typer.Option(False, "--quick", help="Apply the config's `quick:` overrides (a short run)."),
+        engine: str = typer.Option("local", "--engine", help="local: this machine's trainer; verl: multi-GPU/multi-node through the golongrl verl plugin (configs/verl-*.yaml)."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="With --engine verl: print the resolved verl command and config, start nothing."),
     ) -> None:
-        """Train a policy with GoLongRL's algorithm on one machine (CPU or one accelerator).
+        """Train a policy with GoLongRL's algorithm on one machine (CPU or one accelerator), or
+        on a GPU cluster through verl with ``--engine verl``.
 
         Resumes from the newest checkpoint in OUTPUT when there is one.
         """
+        if engine == "verl":
+            _train_with_verl(config, output, overrides, dry_run)
+            return
+        if engine != "local":
+            _fail(f"--engine must be 'local' or 'verl', got {engine!r}")
+        if dry_run:
+            _fail("--dry-run applies to --engine verl only")
         from golongrl.data.schema import DataError
         from golongrl.training.report import plot_training
         from golongrl.training.tracking import read_metrics
