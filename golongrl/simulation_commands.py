@@ -13,7 +13,7 @@ DEFAULT_CLIPS = (1.0, 0.05)
 
 
 def simulate(
-    out_dir: Path = typer.Option(Path("runs/simulate"), "--out-dir", "-o", help="Where the JSON and PNGs go."),
+    out_dir: Path = typer.Option(Path("runs/simulate"), "--output", "--out-dir", "-o", help="Where the JSON and PNGs go."),
     estimators: str = typer.Option(
         "grpo,qwenlong_task_norm,tmn,tmn_reweight,dr_grpo", help="Comma-separated estimator names."
     ),

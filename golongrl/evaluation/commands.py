@@ -38,7 +38,7 @@ def eval_command(
     lengths: Annotated[str, typer.Option(help="Sweep lengths in target tokens, e.g. 4K,8K,128K,1M.")] = "4K,8K,16K,32K",
     depths: Annotated[str, typer.Option(help="Sweep needle depths in [0, 1].")] = "0,0.25,0.5,0.75,1",
     samples: Annotated[int, typer.Option(help="Sweep items per (length, depth) cell.")] = 1,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (results JSON, predictions, summary.md, plots, cache).")] = Path("eval-out"),
+    out: Annotated[Path, typer.Option("--output", "--out", "-o", help="Output folder (results JSON, predictions, summary.md, plots, cache).")] = Path("eval-out"),
     judge: Annotated[Optional[str], typer.Option(help="Judge backend spec; default from JUDGE_BASE_URL/JUDGE_MODEL/JUDGE_API_KEY.")] = None,
     tokenizer: Annotated[Optional[str], typer.Option(help="Tokenizer for truncation and sweep lengths (default: the model's; required for endpoints).")] = None,
     limit: Annotated[Optional[int], typer.Option(help="At most N items per benchmark subset / per sweep task (quick runs).")] = None,

@@ -98,7 +98,7 @@ def build_dir_atomically(target: Path, build: Callable[[Path], None]) -> Path:
         if target.is_dir():
             return target
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        tmp.chmod(default_dir_mode())  # mkdtemp makes it private; the cache is meant to be shared
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is meant to be shared
         try:
             build(tmp)
             os.replace(tmp, target)

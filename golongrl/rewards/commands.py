@@ -106,7 +106,8 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         ),
         mode: str = typer.Option("hardened", help=f"Scoring mode: {' or '.join(MODES)}."),
         out: Path = typer.Option(
-            None, help="Write the JSON report here (default: RESPONSES.scores.json)."
+            None, "--output", "--out", "-o",
+            help="Write the JSON report here (default: RESPONSES.scores.json).",
         ),
         timeout: float = typer.Option(10.0, help="Per-sample time cap in seconds."),
         workers: int = typer.Option(

@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from golongrl.data.io import default_dir_mode
+
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
@@ -74,6 +76,7 @@ def save_checkpoint(root: Path, model: torch.nn.Module, state: TrainingState, me
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{state.step:06d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
+    tmp.chmod(default_dir_mode())  # mkdtemp makes it owner-only; give it mkdir's mode
     try:
         save_file(trainable_state(model), str(tmp / "policy.safetensors"))
         torch.save({"step": state.step, "optimizer": state.optimizer, "scheduler": state.scheduler,

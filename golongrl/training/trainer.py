@@ -35,7 +35,7 @@ import torch
 import yaml
 
 from golongrl.advantages import BackfillController, compute_advantages, task_metrics
-from golongrl.data.io import atomic_output, read_valid_records
+from golongrl.data.io import atomic_output, default_dir_mode, read_valid_records
 from golongrl.data.schema import record_task
 from golongrl.inference.base import GenerationRequest, SamplingParams
 from golongrl.inference.transformers_backend import render_prompt
@@ -726,6 +726,7 @@ class Trainer:
         if self.cfg.model.lora.enabled:
             model = copy.deepcopy(self.model).merge_and_unload()
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        tmp.chmod(default_dir_mode())  # mkdtemp makes it owner-only; give it mkdir's mode
         try:
             model.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
