@@ -227,3 +227,59 @@ def test_interrupted_run_resumes_from_the_cache(data_dir: Path, tmp_path: Path) 
         assert second.exit_code == 0, second.output
         assert healthy.request_count == 1  # only the failed item is sent again
     assert json.loads((out / "mrcr.json").read_text())["overall"] == 50.0
+
+
+class _AnswerBackend:
+    """Answers the training fixtures' rows: right for even ``i``, wrong for odd, as a rollout
+    would (thinking block, then the answer)."""
+
+    name = "answer-stub"
+
+    def generate(self, requests, *, progress=False):  # noqa: ANN001, ANN201
+        import re
+
+        from golongrl.inference.base import Generation
+
+        out = []
+        for request in requests:
+            text = request.messages[-1]["content"]
+            i = int(re.search(r"Aurora-(\d+)", text).group(1))
+            right = i % 2 == 0
+            if "twice the crates" in text:
+                answer = f"\\boxed{{{2 * (i + 7) if right else 1}}}"
+            elif "(A) tea" in text:
+                answer = f"The correct answer is ({'A' if right else 'C'})"
+            else:
+                answer = str(i + 7) if right else "no idea"
+            out.append(Generation(texts=[f"<think>Reading the ledger.</think>\n{answer}"] * request.sampling.n))
+        return out
+
+
+def test_golongrl_benchmark_and_training_evaluation_score_alike(tmp_path: Path) -> None:
+    # The `golongrl` benchmark and the trainer's held-out evaluation are one implementation
+    # (golongrl.evaluation.policy): same rows, same responses -> same per-task reward.
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from training_fixtures import write_dataset
+
+    from golongrl.data.io import read_valid_records
+    from golongrl.evaluation.runner import RunSettings, run_benchmark
+    from golongrl.inference.base import SamplingParams
+    from golongrl.training.evaluate import evaluate_policy
+
+    split = write_dataset(tmp_path / "eval.jsonl", per_task=4)
+    sampling = SamplingParams(max_new_tokens=8)
+    bench = get_benchmark("golongrl")
+    items = bench.loader(split, LoadOptions())
+    settings = RunSettings("answer-stub", sampling, None, None, None)
+    summary = run_benchmark(bench, items, _AnswerBackend(), tmp_path / "out", judge=None, settings=settings)
+    rows = [row for _, row in read_valid_records(split)]
+    result = evaluate_policy(_AnswerBackend(), rows, sampling=sampling, workers=0)
+
+    tasks = {"precise_retrieval", "comprehension", "numerical_reasoning"}
+    assert set(result.per_task) == set(summary["by_group"]["task"]) == tasks
+    for task in tasks:
+        assert result.per_task[task] == pytest.approx(0.5)
+        assert summary["by_group"]["task"][task] == {"score": pytest.approx(100 * result.per_task[task]), "n": 4}
+    assert summary["overall"] == pytest.approx(100 * result.overall)

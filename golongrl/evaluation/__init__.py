@@ -2,7 +2,9 @@
 real documents, the ``golongrl eval`` command and its reports.
 
 Public names other code relies on: :func:`score_mrcr` (the official MRCR rule),
-:func:`strip_thinking`, the benchmark registry :data:`BENCHMARKS`, :func:`generate_sweep`.
+:func:`strip_thinking`, the benchmark registry :data:`BENCHMARKS`, :func:`generate_sweep`;
+:mod:`golongrl.evaluation.policy` is the per-task reward of a policy on a golongrl split (the
+``golongrl`` benchmark and the trainer's held-out evaluation both use it).
 Heavy modules (benchmarks, sweeps, plotting) load on first use.
 """
 

@@ -498,42 +498,38 @@ register(Benchmark("longmemeval", "LongMemEval", None, _load_longmemeval, _score
 
 
 # golongrl dataset split ------------------------------------------------------------------------
+# Scored by the same code as the trainer's held-out evaluation (golongrl.evaluation.policy).
 def _load_golongrl(path: Path, options: LoadOptions) -> list[EvalItem]:
     from golongrl.data.io import read_valid_records
+    from golongrl.data.schema import record_task
+
+    from .policy import row_messages
 
     items = []
     for number, row in read_valid_records(path):
         if options.limit is not None and len(items) >= options.limit:
             break
         extra = row.get("extra_info") or {}
-        task = str(extra.get("task_type") or row.get("ability") or "unknown")
         items.append(
             EvalItem(
                 id=str(extra.get("index", number)),
-                messages=tuple({"role": m["role"], "content": m["content"]} for m in row["prompt"]),
+                messages=row_messages(row),
                 gold=row["reward_model"]["ground_truth"],
                 question=str(extra.get("question", "")),
-                groups={"task": task},
-                extra={"data_source": row["data_source"], "extra_info": extra},
+                groups={"task": record_task(row)},
+                extra={"row": row},
             )
         )
     return items
 
 
 def _score_golongrl(items: Sequence[EvalItem], responses: Sequence[str], judge: Judge | None) -> list[ItemResult]:
-    from golongrl.rewards import score_batch
+    from .policy import score_responses
 
     # Scored exactly like a training rollout: the raw response goes to the reward library, whose
     # format gate and answer extraction handle the reasoning (this benchmark has strip=False).
-    requests = [
-        {"data_source": it.extra["data_source"], "solution_str": r, "ground_truth": it.gold, "extra_info": it.extra["extra_info"]}
-        for it, r in zip(items, responses)
-    ]
-    scored = score_batch(requests)
-    return [
-        ItemResult(it.id, float(s.score), {**it.groups, "task": s.task or it.groups.get("task", "")}, {"reason": s.reason})
-        for it, s in zip(items, scored)
-    ]
+    scored = score_responses([it.extra["row"] for it in items], [[r] for r in responses])
+    return [ItemResult(it.id, float(s.score), dict(it.groups), {"reason": s.reason}) for it, [s] in zip(items, scored)]
 
 
 register(

@@ -42,11 +42,11 @@ def truncate_middle_chars(text: str, max_chars: int) -> str:
 
 
 def chat_token_count(messages: Sequence[dict[str, str]], tokenizer: Any) -> int:
-    """Tokens of the rendered chat prompt, generation prompt included."""
-    rendered = tokenizer.apply_chat_template(
-        [dict(m) for m in messages], tokenize=False, add_generation_prompt=True
-    )
-    return len(tokenizer(rendered, add_special_tokens=False, verbose=False)["input_ids"])
+    """Tokens of the rendered chat prompt, generation prompt included (as the backends render it,
+    template default for thinking)."""
+    from golongrl.inference.transformers_backend import encode_prompt
+
+    return len(encode_prompt(tokenizer, messages, None))
 
 
 def truncate_mrcr_messages(

@@ -26,6 +26,28 @@ def render_prompt(tokenizer: Any, request: GenerationRequest) -> str:
     )
 
 
+def encode_prompt(tokenizer: Any, messages: Sequence[Mapping[str, Any]], enable_thinking: bool | None) -> list[int]:
+    """Token ids of a chat prompt with the generation prompt appended (the rollout's prefix),
+    rendered exactly as :func:`render_prompt` renders it for generation. (No warning for prompts
+    longer than the tokenizer's nominal maximum: long contexts are the point here.)"""
+    request = GenerationRequest(
+        messages=tuple(dict(m) for m in messages), sampling=SamplingParams(enable_thinking=enable_thinking)
+    )
+    return tokenizer(render_prompt(tokenizer, request), add_special_tokens=False, verbose=False)["input_ids"]
+
+
+def eos_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    """The token ids that end a generation: the model's ``generation_config.eos_token_id`` (one
+    id or a list) plus the tokenizer's EOS token if it is not among them (as vLLM stops on
+    both). Empty when neither defines one."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = list(configured) if isinstance(configured, (list, tuple)) else [configured]
+    ids = [int(i) for i in ids if i is not None]
+    if tokenizer.eos_token_id is not None and int(tokenizer.eos_token_id) not in ids:
+        ids.append(int(tokenizer.eos_token_id))
+    return ids
+
+
 def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Text before the earliest stop string (OpenAI semantics: the stop string is excluded)."""
     positions = [p for s in stop if s and (p := text.find(s)) >= 0]
@@ -151,7 +173,7 @@ class TransformersBackend:
             padding_side="left",
             return_tensors="pt",
         ).to(self.device)
-        eos_ids = _eos_ids(self.model, tok)
+        eos_ids = eos_token_ids(self.model, tok)
         pad_id = tok.pad_token_id if tok.pad_token_id is not None else eos_ids[0]
         kwargs: dict[str, Any] = {
             "max_new_tokens": sampling.max_new_tokens,
@@ -187,10 +209,3 @@ class TransformersBackend:
             generations.append(gen)
         return generations
 
-
-def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    if configured is None:
-        configured = tokenizer.eos_token_id
-    ids = configured if isinstance(configured, list) else [configured]
-    return [int(i) for i in ids if i is not None]

@@ -37,8 +37,7 @@ import yaml
 from golongrl.advantages import BackfillController, compute_advantages, task_metrics
 from golongrl.data.io import atomic_output, default_dir_mode, read_valid_records
 from golongrl.data.schema import record_task
-from golongrl.inference.base import GenerationRequest, SamplingParams
-from golongrl.inference.transformers_backend import render_prompt
+from golongrl.inference.transformers_backend import encode_prompt, eos_token_ids
 from golongrl.losses import policy_loss
 from golongrl.rewards import ScoreRequest, score_batch
 from golongrl.tasks import reference_task_key
@@ -63,14 +62,6 @@ class Prompt:
     """Canonical task type (one of the nine), used for per-task metrics."""
     label: str
     """Task label the advantage estimator normalises over (see ``algorithm.task_key``)."""
-
-
-def encode_prompt(tokenizer: Any, messages: Sequence[dict[str, str]], enable_thinking: bool | None) -> list[int]:
-    """Token ids of a chat prompt with the generation prompt appended (the rollout's prefix),
-    rendered exactly as the inference backends render it."""
-    request = GenerationRequest(messages=tuple(dict(m) for m in messages),
-                                sampling=SamplingParams(enable_thinking=enable_thinking))
-    return tokenizer(render_prompt(tokenizer, request), add_special_tokens=False)["input_ids"]
 
 
 def task_label(record: dict[str, Any], task_key: str) -> str:
@@ -208,7 +199,9 @@ def generate_rollouts(model: torch.nn.Module, tokenizer: Any, prompts: Sequence[
     """
     if cfg.temperature <= 0:
         raise ValueError("rollout.temperature must be > 0 for RL rollouts (greedy samples carry no exploration)")
-    eos_ids = _eos_ids(model, tokenizer)
+    eos_ids = eos_token_ids(model, tokenizer)
+    if not eos_ids:
+        raise ValueError("the tokenizer and model define no EOS token; generation could never stop")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
     n, groups_per_chunk = cfg.n, max(1, micro_batch // cfg.n)
     out = Rollouts()
@@ -245,16 +238,6 @@ def generate_rollouts(model: torch.nn.Module, tokenizer: Any, prompts: Sequence[
             out.texts.append(tokenizer.decode(tokens[:length], skip_special_tokens=True))
     model.train(was_training)
     return out
-
-
-def _eos_ids(model: torch.nn.Module, tokenizer: Any) -> list[int]:
-    eos = getattr(model.generation_config, "eos_token_id", None)
-    ids = eos if isinstance(eos, list) else [eos] if eos is not None else []
-    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
-        ids.append(tokenizer.eos_token_id)
-    if not ids:
-        raise ValueError("the tokenizer and model define no EOS token; generation could never stop")
-    return ids
 
 
 # ============================================================================================
