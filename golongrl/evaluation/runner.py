@@ -24,9 +24,6 @@ from golongrl.inference.judge import Judge
 from .benchmarks import Benchmark, EvalItem, ItemResult
 from .text import strip_thinking
 
-#: The reference's generation settings for every long-context benchmark (§7).
-REFERENCE_SAMPLING = SamplingParams(max_new_tokens=51_200, temperature=0.7, top_p=0.95)
-
 #: Numeric evidence fields averaged (x100) into a summary's "components".
 COMPONENT_KEYS = ("rule_acc", "judge_acc", "cem", "f1")
 

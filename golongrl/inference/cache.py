@@ -15,7 +15,7 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +56,6 @@ class GenerationCache:
         generation = Generation(**json.loads(row[0]))
         generation.cached = True
         return generation
-
-    def get_many(self, keys: Iterable[str]) -> dict[str, Generation]:
-        return {key: gen for key in keys if (gen := self.get(key)) is not None}
 
     def put(self, key: str, generation: Generation) -> None:
         payload = dataclasses.asdict(generation)

@@ -22,13 +22,6 @@ class GateResult:
     reason: str | None = None
 
 
-def faithful_gate(response: str) -> bool:
-    """The reference's global gate: exactly one ``</think>``, at most one ``<think>``."""
-    return THINK_CLOSE in response and (
-        response.count(THINK_OPEN) <= 1 and response.count(THINK_CLOSE) <= 1
-    )
-
-
 def after_think(response: str) -> str:
     """Text after the last ``</think>`` (the reference's ``split("</think>")[-1]``)."""
     return response.rsplit(THINK_CLOSE, 1)[-1]

@@ -9,7 +9,7 @@ with one search.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 
@@ -40,7 +40,6 @@ class TaskType:
     ability: str
     answer_format: str
     lbp_metric: str | None = None
-    extra_data_sources: tuple[str, ...] = field(default_factory=tuple)
 
 
 TASK_TYPES: dict[str, TaskType] = {

@@ -629,7 +629,7 @@ class Trainer:
 
     def _micro_loss(self, ro: Rollouts, micro: Sequence[int], advantages: torch.Tensor,
                     old: list[torch.Tensor] | None, denominator: float) -> tuple[torch.Tensor, dict[str, Any]]:
-        cfg, ac = self.cfg, self.cfg.algorithm
+        ac = self.cfg.algorithm
         logprobs, entropy, mask = self._logprobs(self.model, ro, micro, with_entropy=ac.entropy_coef > 0)
         width = mask.shape[1]
         old_lp = logprobs.detach() if old is None else padded([old[i] for i in micro], width).to(self.device)
