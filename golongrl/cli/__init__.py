@@ -1,8 +1,9 @@
-"""The ``golongrl`` command line: one typer app; each concept registers its own commands.
+"""The ``golongrl`` command line: one typer app; each area registers its own commands.
 
-A command lives next to the code it drives (``golongrl/<area>/commands.py``) and exposes
-``register(app, data_app)``; this file only lists those modules, so ``golongrl --help`` is the
-table of contents of the project.
+Every command lives in this package (``golongrl/cli/<area>.py``), so the library packages never
+import the CLI or each other upward just to offer a command. Each module exposes
+``register(app, data_app)``; this file only lists them, so ``golongrl --help`` is the table of
+contents of the project.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ app.add_typer(data_app, name="data")
 
 #: Modules that define ``register(app, data_app)``; add a line when an area gains commands.
 COMMAND_MODULES: tuple[str, ...] = (
-    "golongrl.rewards.commands",
-    "golongrl.data.commands",
-    "golongrl.training.commands",
-    "golongrl.simulation_commands",
-    "golongrl.evaluation.commands",
+    "golongrl.cli.score",
+    "golongrl.cli.data",
+    "golongrl.cli.training",
+    "golongrl.cli.simulation",
+    "golongrl.cli.evaluation",
 )
 
 for _module_name in COMMAND_MODULES:
@@ -39,7 +40,3 @@ for _module_name in COMMAND_MODULES:
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

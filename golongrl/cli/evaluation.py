@@ -66,10 +66,10 @@ def eval_command(
     from golongrl.inference.openai_backend import BackendError
     from golongrl.inference.models import yarn_rope_scaling
 
-    from .benchmarks import LoadOptions, get_benchmark
-    from .report import markdown_report, plot_sweep, write_text
-    from .runner import RunSettings, evaluate_items, run_benchmark, summarize, write_results
-    from .sweeps import SWEEP_TASKS, generate_sweep, score_sweep
+    from golongrl.evaluation.benchmarks import LoadOptions, get_benchmark
+    from golongrl.evaluation.report import markdown_report, plot_sweep, write_text
+    from golongrl.evaluation.runner import RunSettings, evaluate_items, run_benchmark, summarize, write_results
+    from golongrl.evaluation.sweeps import SWEEP_TASKS, generate_sweep, score_sweep
 
     console = Console(stderr=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -163,7 +163,7 @@ def eval_command(
 
     extra = ""
     if decontaminate is not None:
-        from .decontamination import decontamination_report, decontamination_markdown
+        from golongrl.evaluation.decontamination import decontamination_report, decontamination_markdown
 
         report = decontamination_report(questions, decontaminate, tokenizer=tok_spec or "smollm2")
         write_text(out / "decontamination.json", json.dumps(report, indent=2))
