@@ -1,11 +1,11 @@
 """Reward scoring at GoLongRL scale: golongrl vs the reference libraries, side by side.
 
 One synthetic RL step (default 2,048 responses, the nine task types mixed as in GoLongRL, see
-``golongrl.rewards.synthetic``; responses up to 16K words, summaries of 300-2,000 words) is
+``benchmarks/reward_synthetic.py``; responses up to 16K words, summaries of 300-2,000 words) is
 scored by
 
 * the reference scorer on its own libraries (pltrdy ``rouge``, ``pytrec_eval``, ``math_verify``;
-  ``golongrl.rewards.reference``), serially, as GoLongRL's reward manager does;
+  ``benchmarks/reward_reference.py``), serially, as GoLongRL's reward manager does;
 * golongrl faithful mode in-process (same single core: the like-for-like ratio);
 * golongrl faithful and hardened through ``score_batch`` on a warm worker pool (the step time
   a trainer sees).
@@ -73,9 +73,9 @@ def main() -> None:
     from rich.table import Table
 
     from golongrl.rewards import close_pool, score_batch
-    from golongrl.rewards.reference import reference_score
+    from reward_reference import reference_score
     from golongrl.rewards.scoring import ScoreOptions, prepare, score_prepared
-    from golongrl.rewards.synthetic import make_requests
+    from reward_synthetic import make_requests
 
     console = Console()
     requests = make_requests(args.n, seed=args.seed, max_tokens=args.max_tokens)

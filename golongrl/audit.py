@@ -93,6 +93,17 @@ def _probe_answers(backend: Any, tasks_rows: Mapping[str, list[dict[str, Any]]],
     return {key: (g.texts[0] if g.texts else "") for key, g in zip(keys, generations)}
 
 
+def _other_row(rows: Sequence[Mapping[str, Any]], i: int) -> int | None:
+    """The next row (cyclically) that asks a different question; a row repeating this one's
+    question would make its gold this row's correct answer, not a blind one."""
+    question = row_question(rows[i])
+    for step in range(1, len(rows)):
+        j = (i + step) % len(rows)
+        if row_question(rows[j]) != question:
+            return j
+    return None
+
+
 def _score(task: Task, gold: Any, response: str, mode: str, options: ScoreOptions) -> float:
     from golongrl.rewards.scoring import Prepared, score_prepared
 
@@ -134,9 +145,9 @@ def audit_rows(
         for i, (row, gold) in enumerate(zip(task_rows, golds)):
             gold_scores.append(_score(task, gold, task.reference_response(gold), mode, options))
             answers = dict(task.baselines(row))
-            if len(task_rows) > 1:
-                other = golds[(i + 1) % len(golds)]
-                answers[OTHER_ROW_GOLD] = task.reference_response(other)
+            other = _other_row(task_rows, i)
+            if other is not None:
+                answers[OTHER_ROW_GOLD] = task.reference_response(golds[other])
             if (name, i) in probes:
                 answers[PROBE] = probes[(name, i)]
             for strategy, response in answers.items():

@@ -1,0 +1,48 @@
+"""Comprehension: every natural way of stating one letter pays; several letters never do."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks_fixtures import row, score, scored
+
+GOLD = row("selection", label="A")
+LBP = row("longbench_pro", items=["Paris"], reward_mode="T3.2 Single-Hop Fact QA")
+
+
+@pytest.mark.parametrize("response", [
+    "The correct answer is (A)", "The correct answer is: (A)", "Therefore, the correct answer is (A).",
+    "[Answer]: A", "**[Answer]** (A)", "**[Answer]**: A", "[Answer]\nA", "The correct answer is A.",
+    "the correct answer is (A)", "**The correct answer is (A)**", "[答案] A", "答案是 A",
+    "Reasoning first.\nThe correct answer is (A)\nThe correct answer is (A)", "The answer is (A)",
+    "The final answer is: A", "<think>B? no.</think>The correct answer is (A)",
+])
+def test_natural_statements_of_the_right_letter_pay(response: str) -> None:
+    assert score(GOLD, response) == 1.0
+
+
+@pytest.mark.parametrize("response", [
+    "The correct answer is (B)", "The correct answer is (A) or (B)? The correct answer is (B)",
+    "\n".join(f"The correct answer is ({x})" for x in "ABCD"), "A", "(A)", "The correct answer is a bit unclear",
+    "", "<think>The correct answer is (A)</think>", "The correct answer is (E)",
+])
+def test_wrong_missing_or_several_letters_do_not_pay(response: str) -> None:
+    assert score(GOLD, response) == 0.0
+
+
+def test_listing_letters_is_a_parse_failure() -> None:
+    assert scored(GOLD, "The correct answer is (A)\nThe correct answer is (C)")[1] == "parse"
+
+
+@pytest.mark.parametrize(("response", "expected"), [
+    ("[Answer]\nParis", 1.0), ("[Answer]\n**Paris**.", 1.0), ("[Answer]\n- Paris", 1.0),
+    ("[Answer]\nLondon\nParis", 0.0), ("Paris", 1.0), ("[Answer]\nparis is the answer", 0.0),
+])
+def test_longbench_pro_route_reads_the_first_answer_line(response: str, expected: float) -> None:
+    assert score(LBP, response) == expected
+
+
+def test_faithful_keeps_the_first_statement_rule() -> None:
+    both = "</think>The correct answer is (A). The correct answer is (B)."
+    assert score(GOLD, both, mode="faithful") == 1.0
+    assert score(GOLD, both) == 0.0
