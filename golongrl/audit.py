@@ -30,6 +30,7 @@ GOLD = "gold"
 OTHER_ROW_GOLD = "another_row_gold"
 PROBE = "context_free_probe"
 _PERFECT = 1.0 - 1e-6
+EMPTY_THINK = "<think>\n</think>\n"
 
 
 @dataclass
@@ -105,8 +106,12 @@ def _other_row(rows: Sequence[Mapping[str, Any]], i: int) -> int | None:
 
 
 def _score(task: Task, gold: Any, response: str, mode: str, options: ScoreOptions) -> float:
+    """The reward of ``response``; in faithful mode an answer without a think block gets an
+    empty one, so the audit measures the metric rather than the reference's format gate."""
     from golongrl.rewards.scoring import Prepared, score_prepared
 
+    if mode == "faithful" and "</think>" not in response:
+        response = EMPTY_THINK + response
     return score_prepared(Prepared(task.name, gold), response, mode, options)[0]
 
 
