@@ -55,3 +55,23 @@ def test_faithful_scores_the_whole_response_thinking_included() -> None:
     reasoning = " ".join(f"step{i}" for i in range(200))
     assert score(GOLD, f"<think>{reasoning}</think>{REFERENCE}", mode="faithful") < 0.5
     assert scored(GOLD, "</think>...", mode="faithful")[0] == 0.0
+
+
+@pytest.mark.parametrize(("response", "limit"), [
+    (answer(" ".join(f"token{i}" for i in range(3000)) + " " + REFERENCE), 0.1),  # dump around the answer
+    (answer((QUESTION + " ") * 5), 0.0),
+    (answer("Nightingale's Rose. " * 20), 0.0),
+    (answer("<think>" + REFERENCE), 0.0),  # unclosed think: format gate
+])
+def test_dumps_and_repeats_stay_low(response: str, limit: float) -> None:
+    assert score(GOLD, response) <= limit
+
+
+def test_question_words_cost_nothing_and_add_nothing() -> None:
+    assert score(GOLD, answer(QUESTION + " " + REFERENCE)) == pytest.approx(score(GOLD, answer(REFERENCE)))
+
+
+def test_a_reference_made_only_of_question_words_falls_back_to_plain_rouge() -> None:
+    fields = row("longbench_pro", items=["the dataset nightingale's rose"], reward_mode=MODE, question=QUESTION)
+    assert score(fields, answer("the dataset Nightingale's Rose")) == pytest.approx(1.0)
+    assert score(fields, answer("something else entirely")) == 0.0
