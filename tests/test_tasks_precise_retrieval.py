@@ -12,7 +12,7 @@ GOLD = row("EM", label="make", question='Which word comes immediately after "All
 @pytest.mark.parametrize("response", [
     "make", " make\n", "make.", "**make**", '"make"', "`make`", "*make*", "'make'", "(make)",
     "“make”", "[Answer] make", "**[Answer]** make", "[Answer]: make", "**make**.", "<think>x</think>make",
-    "<think>\nreasoning\n</think>\n\n`make`.",
+    "<think>\nreasoning\n</think>\n\n`make`.", "Answer: make", "**Answer:** make", "Final answer: **make**",
 ])
 def test_natural_correct_answers_pay(response: str) -> None:
     assert score(GOLD, response) == 1.0
@@ -21,7 +21,7 @@ def test_natural_correct_answers_pay(response: str) -> None:
 @pytest.mark.parametrize("response", [
     "Make", "makes", "make it", "I think the answer is make", "make\nbake", "make, bake",
     "All of my cousins and I", "", "   ", "<think>make", "<think>a</think>b</think>make", "m a k e",
-    "**make** or **bake**", "The word is make.",
+    "**make** or **bake**", "The word is make.", "Answer: make or bake", "answers: make",
 ])
 def test_wrong_or_hedged_answers_do_not_pay(response: str) -> None:
     assert score(GOLD, response) == 0.0
