@@ -25,7 +25,6 @@ from golongrl.rewards.ground_truth import Gold, GroundTruthError, gold_items, go
 from golongrl.rewards.options import (
     REASON_ERROR,
     REASON_FORMAT,
-    REASON_GOLD,
     REASON_PARSE,
     Result,
     ScoreOptions,
@@ -34,7 +33,6 @@ from golongrl.rewards.options import (
 __all__ = [
     "REASON_ERROR",
     "REASON_FORMAT",
-    "REASON_GOLD",
     "REASON_PARSE",
     "Gold",
     "GroundTruthError",
