@@ -47,3 +47,20 @@ def test_faithful_keeps_the_first_statement_rule() -> None:
     both = "</think>The correct answer is (A). The correct answer is (B)."
     assert score(GOLD, both, mode="faithful") == 1.0
     assert score(GOLD, both) == 0.0
+
+
+def test_longbench_pro_comprehension_rows_validate_and_score() -> None:
+    from golongrl.data.schema import validate_record
+
+    rec = validate_record({
+        "data_source": "longbench_pro", "prompt": [{"role": "user", "content": "ctx\n\nQ?"}],
+        "reward_model": {"ground_truth": {"doc_ids": ["Paris"], "golden_label": "", "summary": "English"}},
+        "extra_info": {"reward_mode": "T3.2 Single-Hop Fact QA"},
+    })
+    assert score({"data_source": rec["data_source"], "ground_truth": rec["reward_model"]["ground_truth"],
+                  "extra_info": rec["extra_info"]}, "[Answer]\nParis") == 1.0
+
+
+def test_a_selection_row_with_a_longbench_pro_mode_name_stays_multiple_choice() -> None:
+    fields = row("selection", label="C", reward_mode="T3.2 Single-Hop Fact QA")
+    assert score(fields, "The correct answer is (C)") == 1.0

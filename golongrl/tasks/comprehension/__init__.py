@@ -49,9 +49,13 @@ class Comprehension(Task):
     chance = 0.25
 
     def _is_lbp(self, data_source: str | None, extra: Mapping[str, Any]) -> bool:
+        """LongBench-Pro route: the row's ``data_source`` says so; without one, its
+        ``reward_mode`` naming one of the 25 LongBench-Pro tasks does."""
+        if data_source is not None:
+            return data_source == "longbench_pro"
         from golongrl.tasks import LBP_REWARD_MODES
 
-        return data_source == "longbench_pro" or extra.get("reward_mode") in LBP_REWARD_MODES
+        return extra.get("reward_mode") in LBP_REWARD_MODES
 
     def parse_gold(self, ground_truth: Any, extra_info: Mapping[str, Any] | None = None, *,
                    data_source: str | None = None, strict: bool = True) -> Gold:
