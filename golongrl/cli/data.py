@@ -69,6 +69,9 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
             except DataError as exc:  # unreadable file or line: nothing after it can be read
                 errors += 1
                 typer.echo(str(exc))
+            if rows == 0 and errors == 0:
+                errors = 1  # an empty dataset is never what a pipeline meant to hand on
+                typer.echo(f"{path}: no rows: the file is empty")
             bad += errors
             typer.echo(f"{path}: {rows} rows, {errors} malformed")
         if bad:
