@@ -54,6 +54,9 @@ def describe(exc: BaseException) -> str | None:
                 "command to retry only the failed ones")
     if isinstance(exc, _expected_types()):
         return str(exc)
+    if isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)) \
+            and exc.errno is None:
+        return str(exc)  # raised by golongrl itself with the path and the problem in the message
     if isinstance(exc, OSError) and exc.errno is not None:
         where = exc.filename or "a file"
         hint = _ERRNO_HINTS.get(exc.errno, exc.strerror or str(exc))
