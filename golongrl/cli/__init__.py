@@ -12,6 +12,7 @@ import importlib
 
 import typer
 
+from golongrl.cli import errors
 from golongrl.cli.errors import ErrorReportingGroup
 
 app = typer.Typer(
@@ -37,7 +38,7 @@ def _global_options(
 
     An expected failure (bad file, config or option; unreachable server; full disk) prints one
     line naming what failed, where, and what to do, and exits with status 2."""
-    del debug  # read by ErrorReportingGroup from the parsed parameters
+    errors.debug = debug
 
 #: Modules that define ``register(app, data_app)``; add a line when an area gains commands.
 COMMAND_MODULES: tuple[str, ...] = (

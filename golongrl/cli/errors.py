@@ -10,13 +10,16 @@ message with a hint added where the message alone does not say what to do.
 from __future__ import annotations
 
 import errno
-from typing import Any
+import sys
+from typing import Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
 
 #: Exit status of an expected failure (usage errors from click also exit 2).
 FAILURE_EXIT = 2
+#: Set from the global ``--debug`` option on every invocation.
+debug = False
 
 _ERRNO_HINTS = {
     errno.ENOSPC: "the disk is full: free space and rerun the same command (finished work is kept)",
@@ -72,6 +75,16 @@ def describe(exc: BaseException) -> str | None:
     return None
 
 
+def fail(message: str) -> NoReturn:
+    """Report an expected failure a command caught itself: one ``error:`` line and exit 2; under
+    ``--debug`` the exception being handled (if any) propagates with its traceback instead."""
+    handling = sys.exc_info()[1]
+    if debug and handling is not None:
+        raise handling
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(FAILURE_EXIT)
+
+
 class ErrorReportingGroup(TyperGroup):
     """The root command group: turns expected failures into one line on stderr."""
 
@@ -82,7 +95,7 @@ class ErrorReportingGroup(TyperGroup):
             raise
         except Exception as exc:
             line = describe(exc)
-            if line is None or ctx.params.get("debug"):
+            if line is None or debug:
                 raise
             typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
             raise typer.Exit(FAILURE_EXIT) from None

@@ -10,13 +10,10 @@ from typing import Optional
 
 import typer
 
+from golongrl.cli.errors import fail as _fail
+
 _CONFIG_HELP = "Training config YAML (see configs/*.yaml and docs/training.md)."
 _SET_HELP = "Override a config key, e.g. --set rollout.n=4 --set model.lora.enabled=true (repeatable)."
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
 
 
 def _load(config: Path, overrides: list[str], quick: bool, *, allow_config_change: bool = False):  # -> TrainConfig
