@@ -143,3 +143,36 @@ def test_remove_orphans_takes_only_temp_leftovers(tmp_path: Path) -> None:
 def test_config_from_dict_rejects_a_bool_seed() -> None:
     with pytest.raises(ConfigError, match="training.seed: Input should be a valid integer"):
         config_from_dict({"training": {"seed": True}})
+
+
+def test_resumed_sampled_evaluation_is_identical(tmp_path: Path) -> None:
+    """Item 5: a run interrupted after some prompts, resumed from its cache, samples exactly what
+    an uninterrupted run samples (temperature 1, top-p 0.9, two samples per prompt)."""
+    from golongrl.inference import GenerationRequest, SamplingParams, chat
+    from golongrl.inference.transformers_backend import TransformersBackend
+
+    sampling = SamplingParams(max_new_tokens=6, temperature=1.0, top_p=0.9, n=2, seed=3)
+    requests = [GenerationRequest(chat(f"Name ship number {i} of the harbour ledger."), sampling) for i in range(6)]
+    full = TransformersBackend("tiny:0", batch_size=4, device="cpu").generate(requests)
+    cache = tmp_path / "cache.sqlite"
+    interrupted = TransformersBackend("tiny:0", batch_size=4, device="cpu", cache=cache)
+    interrupted.generate(requests[1:5:2])  # the killed run finished two prompts
+    resumed = TransformersBackend("tiny:0", batch_size=4, device="cpu", cache=cache).generate(requests)
+    assert [g.cached for g in resumed] == [False, True, False, True, False, False]
+    assert [g.texts for g in resumed] == [g.texts for g in full]
+    assert len({t for g in full for t in g.texts}) > 1  # it did sample
+
+
+def test_per_sample_sampler_draws_from_the_tempered_nucleus() -> None:
+    from golongrl.inference.transformers_backend import PerSampleGumbel
+
+    logits = torch.tensor([2.0, 1.0, 0.0, -3.0])
+    rows = 4000
+    picks = PerSampleGumbel(range(rows), temperature=2.0, top_p=0.9)(None, logits.expand(rows, 4)).argmax(-1)
+    freq = torch.bincount(picks, minlength=4).double() / rows
+    probs = (logits / 2.0).softmax(-1).double()
+    # Tempered probabilities 0.49, 0.29, 0.18, 0.04: only the first three together reach 0.9,
+    # so the nucleus cuts the fourth and renormalises the rest.
+    nucleus = torch.cat([probs[:3] / probs[:3].sum(), torch.zeros(1, dtype=torch.float64)])
+    assert freq[3] == 0
+    assert torch.allclose(freq, nucleus, atol=4 * (0.25 / rows) ** 0.5)  # four binomial std errors
