@@ -251,3 +251,6 @@ def test_data_build_with_missing_corpus_folder_leaves_no_blocking_work(tmp_path:
     tok_config.write_text(yaml.safe_dump({**tiny, "tokenizer": "no-such-tokenizer"}))
     _one_error_line(*_run("data", "build", "-c", tok_config, "-o", out, "--no-progress"), "no-such-tokenizer")
     assert not out.exists()
+    utf8_config = tmp_path / "latin1.yaml"
+    utf8_config.write_bytes(b"seed: 0 # caf\xe9\n")
+    _one_error_line(*_run("data", "build", "-c", utf8_config, "-o", out, "--no-progress"), "latin1.yaml", "not UTF-8")
