@@ -254,3 +254,22 @@ def test_data_build_with_missing_corpus_folder_leaves_no_blocking_work(tmp_path:
     utf8_config = tmp_path / "latin1.yaml"
     utf8_config.write_bytes(b"seed: 0 # caf\xe9\n")
     _one_error_line(*_run("data", "build", "-c", utf8_config, "-o", out, "--no-progress"), "latin1.yaml", "not UTF-8")
+
+
+def test_unreadable_training_file_is_one_line(tmp_path: Path, data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests may run as root, for whom chmod 000 changes nothing: make the OS answer "no access".
+    import golongrl.data.io as io_mod
+
+    real_access = os.access
+    monkeypatch.setattr(io_mod.os, "access", lambda path, mode: Path(path) != data and real_access(path, mode))
+    _one_error_line(*_run("train", "-c", _config_file(tmp_path, data), "-o", tmp_path / "run"),
+                    "train.jsonl", "not readable (permission denied)")
+
+
+def test_os_errors_from_anywhere_become_one_line() -> None:
+    from golongrl.cli.errors import describe
+
+    denied = PermissionError(errno.EACCES, "Permission denied", "/data/train.jsonl")
+    assert describe(denied) == "cannot use /data/train.jsonl: permission denied: check the file's permissions or choose another path"
+    assert "the disk is full" in describe(OSError(errno.ENOSPC, "No space left on device", "/runs/x"))
+    assert describe(KeyError("a bug")) is None  # bugs keep their traceback
