@@ -180,6 +180,11 @@ def test_score_names_file_row_and_field(tmp_path: Path) -> None:
     _one_error_line(*_run("score", data, responses, "--workers", "0"), "data.jsonl: row 2", "golden_label")
     _one_error_line(*_run("score", _deep_row_file(tmp_path / "deep.jsonl"), responses, "--workers", "0"),
                     "deep.jsonl: row 1", "nested deeper")
+    nan_source = make_row("precise_retrieval", 0)
+    nan_source["data_source"] = float("nan")
+    nan_data = tmp_path / "nan.jsonl"
+    nan_data.write_text(json.dumps(nan_source) + "\n")  # Python writes the non-standard NaN token
+    _one_error_line(*_run("score", nan_data, responses, "--workers", "0"), "nan.jsonl: row 1", "data_source")
 
 
 @pytest.mark.parametrize(
