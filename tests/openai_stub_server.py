@@ -22,6 +22,11 @@ Scripting the answers (``reply=``):
 * a list of rules ``[(substring, answer), ...]``: the first rule whose substring occurs in the last
   user message answers (answer may be any of the above); ``default=`` answers the rest.
 
+Misbehaviours (a :class:`StubReply` field each): ``choices=0`` answers ``{"choices": []}``;
+``pad_bytes=N`` adds N bytes of padding to the reply (a huge reply); ``trickle_s=T`` sends the
+body one byte every T seconds; ``headers={...}`` adds response headers (e.g. ``Retry-After``
+with a 429 status). ``server.authorizations`` records every request's ``Authorization`` header.
+
 Faults and timing: ``server.fail_next(n, status=500)`` makes the next ``n`` requests fail;
 ``delay_s=`` (constructor or attribute) sleeps before every answer, for timeout and concurrency
 tests. Requests with ``n > 1`` get ``n`` choices (``reply`` is called once per choice, with
@@ -54,6 +59,14 @@ class StubReply:
     status: int = 200
     delay_s: float = 0.0
     finish_reason: str = "stop"
+    choices: int | None = None
+    """Send this many choices instead of the ``n`` asked for (0: ``{"choices": []}``)."""
+    pad_bytes: int = 0
+    """Padding added to the reply JSON (an oversized reply)."""
+    trickle_s: float = 0.0
+    """Send the body one byte every this many seconds (a server that never times out a read)."""
+    headers: dict[str, str] | None = None
+    """Extra response headers, e.g. ``{"Retry-After": "3600"}``."""
 
 
 ReplyValue = Union[str, dict[str, Any], StubReply]
@@ -93,12 +106,25 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr
         return
 
-    def _send_json(self, status: int, payload: dict[str, Any]) -> None:
+    def _send_json(self, status: int, payload: dict[str, Any], scripted: StubReply | None = None) -> None:
+        if scripted is not None and scripted.pad_bytes:
+            payload = {**payload, "padding": "x" * scripted.pad_bytes}
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in ((scripted.headers or {}) if scripted is not None else {}).items():
+            self.send_header(name, value)
         self.end_headers()
+        if scripted is not None and scripted.trickle_s:
+            stub = self.server.stub  # type: ignore[attr-defined]
+            for position in range(len(data)):
+                if stub._stopping.is_set():
+                    return
+                self.wfile.write(data[position : position + 1])
+                self.wfile.flush()
+                time.sleep(scripted.trickle_s)
+            return
         self.wfile.write(data)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server naming
@@ -114,6 +140,8 @@ class _Handler(BaseHTTPRequestHandler):
         stub = self.server.stub  # type: ignore[attr-defined]
         length = int(self.headers.get("Content-Length", "0"))
         raw = self.rfile.read(length)
+        with stub._lock:
+            stub.authorizations.append(self.headers.get("Authorization"))
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send_json(404, {"error": {"message": f"no route {self.path}"}})
             return
@@ -125,8 +153,8 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError as exc:
             self._send_json(400, {"error": {"message": f"invalid JSON: {exc}"}})
             return
-        status, payload = stub._handle(body)
-        self._send_json(status, payload)
+        status, payload, scripted = stub._handle(body)
+        self._send_json(status, payload, scripted)
 
 
 class StubServer:
@@ -147,6 +175,8 @@ class StubServer:
         self.api_key = api_key
         self.model = model
         self.requests: list[dict[str, Any]] = []
+        self.authorizations: list[str | None] = []
+        self._stopping = threading.Event()
         self.max_in_flight = 0
         self._in_flight = 0
         self._failures: list[int] = []
@@ -163,6 +193,7 @@ class StubServer:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()  # trickling handlers give up, so shutdown does not wait on them
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -197,6 +228,7 @@ class StubServer:
     def reset_stats(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.authorizations.clear()
             self.max_in_flight = 0
 
     # request handling ------------------------------------------------------------------------
@@ -211,7 +243,7 @@ class StubServer:
             return reply
         return StubReply(content=reply)
 
-    def _handle(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def _handle(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], StubReply | None]:
         with self._lock:
             self.requests.append(body)
             self._in_flight += 1
@@ -221,14 +253,16 @@ class StubServer:
             if self.delay_s:
                 time.sleep(self.delay_s)
             if failure is not None:
-                return failure, {"error": {"message": "injected failure", "type": "server_error"}}
+                return failure, {"error": {"message": "injected failure", "type": "server_error"}}, None
             choices = []
+            scripted = None
             for index in range(int(body.get("n") or 1)):
                 scripted = self._resolve({**body, "_choice_index": index})
                 if scripted.delay_s:
                     time.sleep(scripted.delay_s)
                 if scripted.status != 200:
-                    return scripted.status, {"error": {"message": "scripted failure", "type": "server_error"}}
+                    error = {"error": {"message": "scripted failure", "type": "server_error"}}
+                    return scripted.status, error, scripted
                 content = scripted.content
                 text = content if isinstance(content, str) else json.dumps(content)
                 choices.append(
@@ -238,6 +272,8 @@ class StubServer:
                         "finish_reason": scripted.finish_reason,
                     }
                 )
+            if scripted is not None and scripted.choices is not None:
+                choices = (choices * (scripted.choices or 1))[: scripted.choices]
             prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
             completion_tokens = sum(len(c["message"]["content"].split()) for c in choices)
             return 200, {
@@ -251,7 +287,7 @@ class StubServer:
                     "completion_tokens": completion_tokens,
                     "total_tokens": prompt_tokens + completion_tokens,
                 },
-            }
+            }, scripted
         finally:
             with self._lock:
                 self._in_flight -= 1

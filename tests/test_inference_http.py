@@ -100,7 +100,7 @@ def test_api_key_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         assert ok.generate(_requests(1))[0].texts == ["OK"]
         monkeypatch.setenv("MY_KEY", "wrong")
         bad = make_backend(f"openai:{server.base_url}#m", api_key_env="MY_KEY", max_retries=0)
-        with pytest.raises(BackendError, match="AuthenticationError"):
+        with pytest.raises(BackendError, match="HTTP 401 .*authentication failed"):
             bad.generate(_requests(1))
 
 

@@ -23,16 +23,27 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         byte-identical files."""
         from rich.console import Console
 
+        import shutil
+
         from golongrl.data.config import load_config
-        from golongrl.data.pipeline import build_dataset
-        from golongrl.data.schema import DataError
+        from golongrl.data.io import remove_orphans
+        from golongrl.data.pipeline import WORK_DIR, build_dataset
 
         console = Console()
+        work = output / WORK_DIR
+        fresh, created = not work.exists(), not output.exists()
+        for folder in (output, work):
+            remove_orphans(folder)
         try:
             result = build_dataset(load_config(config), output, progress=progress)
-        except DataError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
+        except BaseException:
+            # A build that failed before finishing any work (a missing corpus folder, a bad
+            # tokenizer) leaves only its config record, which would refuse the corrected rerun.
+            if fresh and work.is_dir() and {p.name for p in work.iterdir()} <= {"config.json"}:
+                shutil.rmtree(work, ignore_errors=True)
+                if created and output.is_dir() and not any(output.iterdir()):
+                    output.rmdir()
+            raise
         for split, counts in result.counts.items():
             console.print(f"{split}: {sum(counts.values())} rows " + ", ".join(f"{t}={n}" for t, n in counts.items()))
         if result.failures:
@@ -69,6 +80,9 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
             except DataError as exc:  # unreadable file or line: nothing after it can be read
                 errors += 1
                 typer.echo(str(exc))
+            if rows == 0 and errors == 0:
+                errors = 1  # an empty dataset is never what a pipeline meant to hand on
+                typer.echo(f"{path}: no rows: the file is empty")
             bad += errors
             typer.echo(f"{path}: {rows} rows, {errors} malformed")
         if bad:

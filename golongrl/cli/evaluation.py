@@ -72,7 +72,10 @@ def eval_command(
     from golongrl.evaluation.sweeps import SWEEP_TASKS, generate_sweep, score_sweep
 
     console = Console(stderr=True)
+    from golongrl.data.io import remove_orphans
+
     out.mkdir(parents=True, exist_ok=True)
+    remove_orphans(out)
     cache = out / "cache.sqlite"
     remote = parse_openai_spec(model) is not None
     backend_kwargs: dict[str, Any] = {"cache": cache}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -46,10 +47,13 @@ def score_files(
     prompt can share an index.
     """
     from golongrl.data.io import read_records
-    from golongrl.data.schema import DataError, validate_record
+    from golongrl.data.schema import DataError, normalize_record, validate_record
     from golongrl.rewards.batch import ScoreRequest, score_batch
 
-    rows = [validate_record(row, source=data, row=n) for n, row in read_records(data)]
+    # Hardened scoring checks every row up front, so a bad gold is reported with the dataset's
+    # file, row and field; faithful mode scores rows the way the reference does, quirks included.
+    check = validate_record if mode == "hardened" else normalize_record
+    rows = [check(row, source=data, row=n) for n, row in read_records(data)]
     pairs = _load_responses(responses)
     requests = []
     for line, (index, response) in enumerate(pairs, start=1):
@@ -122,7 +126,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from golongrl.data.io import atomic_output
+        from golongrl.data.io import atomic_output, remove_orphans
         from golongrl.data.schema import DataError
         from golongrl.rewards.ground_truth import GroundTruthError
         from golongrl.tasks import UnknownTaskError
@@ -149,6 +153,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         table.add_row("all", str(report["n"]), f"{report['mean_score']:.4f}", "", "", "", "")
         Console().print(table)
         target = out or responses.with_suffix(".scores.json")
+        remove_orphans(target.parent, re.escape(target.name))
         with atomic_output(target, "w") as handle:
             json.dump(report, handle, ensure_ascii=False, indent=1)
         typer.echo(f"wrote {target}")

@@ -10,22 +10,27 @@ from typing import Optional
 
 import typer
 
+from golongrl.cli.errors import fail as _fail
+
 _CONFIG_HELP = "Training config YAML (see configs/*.yaml and docs/training.md)."
 _SET_HELP = "Override a config key, e.g. --set rollout.n=4 --set model.lora.enabled=true (repeatable)."
 
 
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
-
-
-def _load(config: Path, overrides: list[str], quick: bool):  # -> TrainConfig
+def _load(config: Path, overrides: list[str], quick: bool, *, allow_config_change: bool = False):  # -> TrainConfig
+    from golongrl.advantages import ESTIMATORS
     from golongrl.training.config import ConfigError, load_config
 
+    if allow_config_change:
+        overrides = [*overrides, "checkpoint.allow_config_change=true"]
     try:
-        return load_config(config, overrides=overrides, quick=quick)
+        cfg = load_config(config, overrides=overrides, quick=quick)
     except ConfigError as err:
         _fail(str(err))
+    # Checked here, before any model is loaded or run file written, so a typo costs a second.
+    if cfg.algorithm.estimator.name not in ESTIMATORS:
+        _fail(f"{config}: algorithm.estimator.name: unknown estimator {cfg.algorithm.estimator.name!r}; "
+              f"choose from {', '.join(sorted(ESTIMATORS))}")
+    return cfg
 
 
 def _train_with_verl(config: Path, output: Path, overrides: list[str], dry_run: bool) -> None:
@@ -58,6 +63,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         quick: bool = typer.Option(False, "--quick", help="Apply the config's `quick:` overrides (a short run)."),
         engine: str = typer.Option("local", "--engine", help="local: this machine's trainer; verl: multi-GPU/multi-node through the golongrl verl plugin (configs/verl-*.yaml)."),
         dry_run: bool = typer.Option(False, "--dry-run", help="With --engine verl: print the resolved verl command and config, start nothing."),
+        allow_config_change: bool = typer.Option(False, "--allow-config-change", help="Resume OUTPUT's checkpoint even though the settings changed (they are refused otherwise, naming the keys)."),
     ) -> None:
         """Train a policy with GoLongRL's algorithm on one machine (CPU or one accelerator), or
         on a GPU cluster through verl with ``--engine verl``.
@@ -76,7 +82,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         from golongrl.training.tracking import read_metrics
         from golongrl.training.trainer import Trainer
 
-        cfg = _load(config, overrides, quick)
+        cfg = _load(config, overrides, quick, allow_config_change=allow_config_change)
         try:
             trainer = Trainer(cfg, output)
         except (DataError, ValueError) as err:
@@ -92,7 +98,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         data: list[Path] = typer.Option(..., "--data", "-d", help="Dataset split file(s) (.jsonl/.parquet, golongrl schema)."),
         output: Path = typer.Option(..., "--output", "-o", help="Output folder: results.json, predictions.jsonl, cache.sqlite."),
         config: Optional[Path] = typer.Option(None, "--config", "-c", help="Take evaluation/reward/rollout settings from this training config."),
-        limit: Optional[int] = typer.Option(None, "--limit", help="At most this many prompts, round-robin over tasks."),
+        limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many prompts, round-robin over tasks."),
         temperature: Optional[float] = typer.Option(None, help="0 = greedy (default from config: 0)."),
         n: Optional[int] = typer.Option(None, help="Samples per prompt (scores are averaged)."),
         max_new_tokens: Optional[int] = typer.Option(None, help="Response cap."),
@@ -104,7 +110,9 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         Generations are cached in OUTPUT/cache.sqlite, so rerunning after an interrupt only
         generates what is missing.
         """
-        from golongrl.data.io import atomic_output
+        from pydantic import ValidationError
+
+        from golongrl.data.io import atomic_output, remove_orphans
         from golongrl.data.schema import DataError
         from golongrl.inference import load_tokenizer, make_backend, parse_openai_spec
         from golongrl.training.config import TrainConfig
@@ -114,16 +122,24 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
 
         cfg = _load(config, [], False) if config else TrainConfig()
         sets = {"temperature": temperature, "n": n, "max_new_tokens": max_new_tokens, "batch_size": batch_size}
-        for key, value in sets.items():
-            if value is not None:
-                setattr(cfg.evaluation, key, value)
+        # Each option goes through the config's own validation, so --n 0 is refused like n: 0.
+        options = [(cfg.evaluation, key, value) for key, value in sets.items() if value is not None]
         if reward_mode is not None:
-            cfg.reward.mode = reward_mode
+            options.append((cfg.reward, "mode", reward_mode))
+        for section, key, value in options:
+            try:
+                setattr(section, key, value)
+            except ValidationError as err:
+                flag = "--" + ("reward-mode" if key == "mode" else key.replace("_", "-"))
+                _fail(f"{flag} {value}: {err.errors()[0]['msg']}")
         try:
             rows = select_rows([rec for _, _, rec in load_rows([str(p) for p in data])], limit)
         except DataError as err:
             _fail(str(err))
+        if not rows:
+            _fail(f"no rows to evaluate in {', '.join(map(str, data))}: the file(s) are empty")
         output.mkdir(parents=True, exist_ok=True)
+        remove_orphans(output)
         local = parse_openai_spec(model) is None
         backend = make_backend(model, cache=output / "cache.sqlite",
                                **({"batch_size": cfg.evaluation.batch_size} if local else {}))

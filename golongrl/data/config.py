@@ -11,11 +11,11 @@ import json
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from golongrl.data.corpus import DEFAULT_DOMAINS
 from golongrl.data.schema import DataError
+from golongrl.safe_yaml import YamlLimitError, load_yaml
 from golongrl.tasks import TASK_TYPES
 
 
@@ -183,9 +183,11 @@ def load_config(path: str | Path | None) -> DataConfig:
         return DataConfig()
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        raw = load_yaml(path.read_text(encoding="utf-8")) or {}
+    except (OSError, YamlLimitError) as exc:
         raise DataError(f"cannot read YAML ({exc})", source=path) from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text (byte {exc.start}); save the config as UTF-8", source=path) from None
     if not isinstance(raw, dict):
         raise DataError("top level must be a mapping", source=path)
     try:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -22,6 +24,26 @@ JSONL_SUFFIXES: frozenset[str] = frozenset({".jsonl", ".json"})
 PARQUET_SUFFIXES: frozenset[str] = frozenset({".parquet", ".pq"})
 #: Rows per parquet read batch: keeps memory bounded on files with 100K-token prompts.
 _PARQUET_BATCH_ROWS = 256
+#: Deepest nesting a row may have; real rows nest four or five levels, and recursive code
+#: downstream (validation, copies, scoring) must never meet a row that exhausts the stack.
+MAX_ROW_DEPTH = 64
+_TOO_DEEP = object()
+
+
+def nesting_depth(value: Any, limit: int = MAX_ROW_DEPTH) -> int:
+    """Depth of nested lists/dicts in ``value`` (0 for a scalar), counted up to ``limit + 1``."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            node = list(node.values())
+        if isinstance(node, list):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            stack.extend((child, depth) for child in node if isinstance(child, (dict, list)))
+    return deepest
 
 
 def _format(path: Path) -> str:
@@ -44,9 +66,13 @@ def read_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, 
     :class:`DataError` without one.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError("is a folder, expected a .jsonl or .parquet file", source=path)
     fmt = _format(path)
     if not path.is_file():
         raise DataError("no such file", source=path)
+    if not os.access(path, os.R_OK):
+        raise DataError("not readable (permission denied); check the file's permissions", source=path)
     if fmt == "jsonl":
         yield from _read_jsonl(path)
     else:
@@ -63,6 +89,10 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
                 raise DataError(f"not valid JSON ({reason})", source=path, row=number) from None
+            except RecursionError:
+                row = _TOO_DEEP
+            if row is _TOO_DEEP or nesting_depth(row) > MAX_ROW_DEPTH:
+                raise DataError(f"nested deeper than {MAX_ROW_DEPTH} levels", source=path, row=number)
             if not isinstance(row, dict):
                 raise DataError(
                     f"is a JSON {type(row).__name__}, expected an object", source=path, row=number
@@ -144,6 +174,32 @@ def atomic_output(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+def remove_orphans(folder: str | os.PathLike[str], name: str = r"[^/]+") -> list[Path]:
+    """Delete what interrupted atomic writes left in ``folder`` (not below it); return the paths.
+
+    Those are the hidden ``.<target>.<8 random chars>.tmp`` files of :func:`atomic_output` and
+    the ``.<target>.<8 random chars>`` folders of a :func:`tempfile.mkdtemp` staging folder
+    (checkpoints, exported models), for targets whose name matches the regex ``name``. Call it
+    when a command starts on a folder it owns: a writer that is still running would lose its
+    temporary file.
+    """
+    folder = Path(folder)
+    pattern = re.compile(rf"^\.(?:{name})\.[a-z0-9_]{{8}}(?:\.tmp)?$")
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        if not pattern.match(entry.name):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+        removed.append(entry)
+    return removed
 
 
 def dumps_record(record: Mapping[str, Any]) -> str:
@@ -240,5 +296,6 @@ __all__ = [
     "dumps_record",
     "read_records",
     "read_valid_records",
+    "remove_orphans",
     "write_records",
 ]

@@ -198,8 +198,11 @@ class Judge:
 
 def make_judge(spec: str | None = None, **backend_kwargs: object) -> Judge:
     """A judge on ``spec`` (any :func:`make_backend` spec), else on the environment:
-    ``JUDGE_BASE_URL`` + ``JUDGE_MODEL`` (default ``deepseek-chat``, as in the reference) with the
-    key in ``JUDGE_API_KEY``."""
+    ``JUDGE_BASE_URL`` + ``JUDGE_MODEL`` (default ``deepseek-chat``, as in the reference).
+
+    The key is ``JUDGE_API_KEY``, sent only to the judge's host: with ``JUDGE_BASE_URL`` set, a
+    ``spec`` naming another host gets no key. ``OPENAI_API_KEY`` (the policy endpoint's key) is
+    never sent to a judge."""
     from . import make_backend
 
     if spec is None:
@@ -210,5 +213,6 @@ def make_judge(spec: str | None = None, **backend_kwargs: object) -> Judge:
                 "JUDGE_BASE_URL (and JUDGE_MODEL, JUDGE_API_KEY)"
             )
         spec = f"openai:{base_url}#{os.environ.get('JUDGE_MODEL', 'deepseek-chat')}"
-        backend_kwargs.setdefault("api_key_env", "JUDGE_API_KEY")
+    backend_kwargs.setdefault("api_key_env", "JUDGE_API_KEY")
+    backend_kwargs.setdefault("api_key_url_env", "JUDGE_BASE_URL")
     return Judge(make_backend(spec, **backend_kwargs))

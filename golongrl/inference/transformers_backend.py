@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
@@ -56,12 +57,50 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return text[: min(positions)], True
 
 
+def sample_seed(seed: int, prompt: str, k: int) -> int:
+    """The generator seed of sample ``k`` of ``prompt`` under sampling seed ``seed``."""
+    digest = hashlib.sha256(f"{seed}\0{k}\0{prompt}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+class PerSampleGumbel:
+    """A logits processor that turns greedy decoding into seeded sampling, one generator per row.
+
+    Scores are divided by the temperature, cut to the top-p nucleus, and perturbed with Gumbel
+    noise drawn from the row's own generator; the greedy argmax of the result is an exact draw
+    from the tempered nucleus distribution (the Gumbel-max trick). Row ``r`` uses the ``t``-th
+    draw of its generator at step ``t`` whatever the other rows do.
+    """
+
+    def __init__(self, seeds: Sequence[int], temperature: float, top_p: float) -> None:
+        import torch
+
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+        self.temperature, self.top_p = temperature, top_p
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        scores = scores.float() / self.temperature
+        if self.top_p < 1.0:
+            ordered, order = torch.sort(scores, descending=True, dim=-1)
+            mass = ordered.softmax(dim=-1).cumsum(dim=-1)
+            outside = mass - ordered.softmax(dim=-1) >= self.top_p  # keep the token that crosses top_p
+            scores = scores.masked_fill(outside.scatter(-1, order, outside), float("-inf"))
+        uniform = torch.stack([torch.rand(scores.shape[-1], generator=g) for g in self.generators])
+        exponential = (-torch.log(uniform.clamp_min(1e-20))).clamp_min(1e-20)
+        gumbel = -torch.log(exponential)
+        return scores + gumbel.to(scores.device)
+
+
 class TransformersBackend:
     """An :class:`~golongrl.inference.base.InferenceBackend` over a local causal LM.
 
     Requests sharing sampling parameters are batched (``batch_size`` prompts per forward, longest
-    first so padding stays small) and left-padded. With ``sampling.seed`` set, each batch reseeds
-    torch from it, so the same request list and batch size reproduce the same samples.
+    first so padding stays small) and left-padded. With ``sampling.seed`` set, every sample draws
+    its noise from its own generator, seeded by the seed, the prompt and the sample's number
+    (:class:`PerSampleGumbel`): a prompt's samples do not depend on which other prompts share its
+    batch, so an evaluation resumed from the cache samples exactly what the full run would have.
     ``rope_scaling`` (e.g. ``yarn_rope_scaling(4.0, 262144)``) extends the context window the way
     the reference's vLLM runs do.
     """
@@ -155,13 +194,13 @@ class TransformersBackend:
         batches = self._batches(requests, indices)
         with Progress(disable=not progress, transient=True) as bar:
             task = bar.add_task("generating", total=len(indices))
-            for batch_number, (sampling, chunk, texts) in enumerate(batches):
-                for index, generation in zip(chunk, self._generate_batch(sampling, texts, batch_number)):
+            for sampling, chunk, texts in batches:
+                for index, generation in zip(chunk, self._generate_batch(sampling, texts)):
                     yield index, generation
                 bar.advance(task, len(chunk))
 
     def _generate_batch(
-        self, sampling: SamplingParams, texts: list[str], batch_number: int
+        self, sampling: SamplingParams, texts: list[str]
     ) -> list[Generation]:
         import torch
 
@@ -173,6 +212,7 @@ class TransformersBackend:
             padding_side="left",
             return_tensors="pt",
         ).to(self.device)
+        prompt_counts = enc["attention_mask"].sum(dim=1).tolist()
         eos_ids = eos_token_ids(self.model, tok)
         pad_id = tok.pad_token_id if tok.pad_token_id is not None else eos_ids[0]
         kwargs: dict[str, Any] = {
@@ -181,18 +221,22 @@ class TransformersBackend:
             "pad_token_id": pad_id,
             "eos_token_id": eos_ids,
         }
-        if sampling.temperature > 0:
+        if sampling.temperature > 0 and sampling.seed is not None:
+            # Seeded sampling per sample (see PerSampleGumbel): the rows are repeated n times here
+            # so each sample is its own row with its own generator.
+            enc = {key: value.repeat_interleave(sampling.n, dim=0) for key, value in enc.items()}
+            seeds = [sample_seed(sampling.seed, text, k) for text in texts for k in range(sampling.n)]
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None, num_return_sequences=1,
+                          logits_processor=[PerSampleGumbel(seeds, sampling.temperature, sampling.top_p)])
+        elif sampling.temperature > 0:
             kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if sampling.stop:
             kwargs.update(stop_strings=list(sampling.stop), tokenizer=tok)
-        if sampling.seed is not None:
-            torch.manual_seed(sampling.seed + batch_number)
         with torch.inference_mode():
             output = self.model.generate(**enc, **kwargs)
         prompt_len = enc["input_ids"].shape[1]
-        prompt_counts = enc["attention_mask"].sum(dim=1).tolist()
         new_tokens = output[:, prompt_len:].tolist()
         generations = []
         for row in range(len(texts)):

@@ -6,15 +6,20 @@ Layout of ``<run>/checkpoints/step-000012/``::
                          adapters for LoRA; the unfrozen layers when lower layers are frozen).
                          Frozen weights come back from the model spec, so they are not repeated.
     state.pt             optimizer, LR scheduler, torch RNG states, data-stream position, step
-    meta.json            step, model spec, config hash (written last; its presence = complete)
+    meta.json            step, model spec, the run's settings (written last; its presence = complete)
 
 A checkpoint is written into a hidden temporary folder, fsynced and renamed into place, so an
 interrupt, an OOM kill or a full disk leaves the previous checkpoint untouched. Old
-checkpoints beyond ``keep_last`` are removed only after the new one is in place.
+checkpoints beyond ``keep_last`` are removed only after the new one is in place; hidden
+folders a killed save left behind are removed by the next save.
+
+A resume is refused when the run's settings differ from those the checkpoint recorded
+(:func:`check_resume_config`), unless ``checkpoint.allow_config_change`` is set.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -27,7 +32,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from golongrl.data.io import default_dir_mode
+from golongrl.data.io import default_dir_mode, remove_orphans
+from golongrl.training.config import ConfigError, TrainConfig, config_diff, resume_settings
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -73,14 +79,24 @@ def _fsync_dir(path: Path) -> None:
 def save_checkpoint(root: Path, model: torch.nn.Module, state: TrainingState, meta: dict[str, Any],
                     *, keep_last: int) -> Path:
     """Write ``root/step-<N>`` atomically and prune older checkpoints; returns the folder."""
+    bad = [n for n, p in model.named_parameters() if p.requires_grad and not torch.isfinite(p).all()]
+    if bad:
+        raise FloatingPointError(
+            f"step {state.step}: {len(bad)} parameters hold inf/NaN (first: {bad[0]}); nothing was "
+            "saved. Lower optimizer.lr or set optimizer.grad_clip, then resume from the last checkpoint")
     root.mkdir(parents=True, exist_ok=True)
+    remove_orphans(root, r"step-\d+")
     final = root / f"step-{state.step:06d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
     tmp.chmod(default_dir_mode())  # mkdtemp makes it owner-only; give it mkdir's mode
     try:
-        save_file(trainable_state(model), str(tmp / "policy.safetensors"))
-        torch.save({"step": state.step, "optimizer": state.optimizer, "scheduler": state.scheduler,
-                    "data": state.data, "rng": state.rng}, tmp / "state.pt")
+        try:
+            save_file(trainable_state(model), str(tmp / "policy.safetensors"))
+            torch.save({"step": state.step, "optimizer": state.optimizer, "scheduler": state.scheduler,
+                        "data": state.data, "rng": state.rng}, tmp / "state.pt")
+        except RuntimeError as exc:  # torch and safetensors report a failed write this way
+            raise OSError(errno.EIO, f"writing failed ({str(exc).splitlines()[0][:120]}); is the disk full?",
+                          str(final)) from None
         (tmp / "meta.json").write_text(json.dumps({"step": state.step, **meta}, indent=2))
         for f in tmp.iterdir():
             with open(f, "rb") as handle:
@@ -107,6 +123,27 @@ def list_checkpoints(root: Path) -> list[Path]:
         if m and (p / "meta.json").is_file():
             found.append((int(m.group(1)), p))
     return [p for _, p in sorted(found)]
+
+
+def check_resume_config(root: Path, cfg: TrainConfig) -> None:
+    """Raise ConfigError when the newest checkpoint under ``root`` was written with other
+    settings than ``cfg`` (see :func:`golongrl.training.config.resume_settings`), naming the
+    differing keys; ``cfg.checkpoint.allow_config_change`` lets the resume go ahead."""
+    ckpt = latest_checkpoint(root)
+    if ckpt is None or cfg.checkpoint.allow_config_change:
+        return
+    try:
+        recorded = json.loads((ckpt / "meta.json").read_text(encoding="utf-8")).get("config")
+    except (OSError, ValueError):
+        recorded = None
+    if not isinstance(recorded, dict):
+        return  # written before checkpoints recorded their settings: nothing to compare
+    changed = config_diff(recorded, resume_settings(cfg))
+    if changed:
+        shown = ", ".join(changed[:8]) + (f" and {len(changed) - 8} more" if len(changed) > 8 else "")
+        raise ConfigError(
+            f"{ckpt}: this checkpoint was written with different settings ({shown}); use a new "
+            "--output folder, or pass --allow-config-change to resume it under the new settings")
 
 
 def latest_checkpoint(root: Path) -> Path | None:

@@ -17,20 +17,29 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
+
+from golongrl.safe_yaml import YamlLimitError, load_yaml
 
 
 class ConfigError(ValueError):
     """A configuration file that cannot be used; the message names the file and the key."""
 
 
+#: Numbers are strict: YAML's ``true`` is not the integer 1 (``total_steps: true`` would run one
+#: step) and a float field takes ints but never booleans; with ``allow_inf_nan=False`` below,
+#: ``.inf`` and ``.nan`` are refused everywhere (an infinite learning rate or timeout is a typo).
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+
+
 class _Section(BaseModel):
     # Attribute docstrings become field descriptions, so `TrainConfig.model_json_schema()` and the
     # docs carry the same text a reader sees here.
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True,
+                              allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -43,11 +52,11 @@ class LoraConfig(_Section):
 
     enabled: bool = False
     """Train LoRA adapters instead of the full model."""
-    r: int = Field(16, ge=1)
+    r: Int = Field(16, ge=1)
     """Adapter rank."""
-    alpha: float = Field(32.0, gt=0)
+    alpha: Float = Field(32.0, gt=0)
     """LoRA scaling numerator (effective scale alpha / r)."""
-    dropout: float = Field(0.0, ge=0, lt=1)
+    dropout: Float = Field(0.0, ge=0, lt=1)
     """Dropout on the adapter input; 0 keeps rollout and update log-probs consistent."""
     target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
     """Module name suffixes that receive adapters (Llama/Qwen attention projections by default)."""
@@ -64,11 +73,11 @@ class ModelConfig(_Section):
     """Tokenizer spec; ``None`` uses the model's own."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Parameter dtype. CPUs want float32; bfloat16 on accelerators."""
-    device: str = "auto"
-    """``auto`` (cuda if available, else cpu), ``cpu``, ``cuda`` or ``cuda:N``."""
+    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
+    """``auto`` (cuda if available, else cpu), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass (less memory, about 30% more time)."""
-    freeze_lower_layers: int = Field(0, ge=0)
+    freeze_lower_layers: Int = Field(0, ge=0)
     """Freeze the embeddings and this many lowest decoder layers; a cheap alternative to LoRA
     on CPU (the frozen part still runs forward but needs no gradients or optimizer state)."""
     lora: LoraConfig = Field(default_factory=LoraConfig)
@@ -95,9 +104,9 @@ class DataConfig(_Section):
     """Keys merged into the data-pipeline config before building (e.g. sizes for ``--quick``)."""
     shuffle: bool = True
     """Reshuffle the training rows every epoch (seeded, so resumable)."""
-    max_train_rows: int | None = Field(None, ge=1)
+    max_train_rows: Int | None = Field(None, ge=1)
     """Use at most this many training rows (after dropping over-long prompts)."""
-    max_eval_rows: int | None = Field(None, ge=1)
+    max_eval_rows: Int | None = Field(None, ge=1)
     """Use at most this many evaluation rows, taken round-robin over task types."""
 
 
@@ -109,17 +118,17 @@ class DataConfig(_Section):
 class RolloutConfig(_Section):
     """How training rollouts are sampled."""
 
-    n: int = Field(16, ge=1)
+    n: Int = Field(16, ge=1)
     """Rollouts per prompt (the group size G)."""
-    temperature: float = Field(1.0, ge=0)
+    temperature: Float = Field(1.0, ge=0)
     """Sampling temperature; the recipe samples at 1.0 so log-probs match the policy."""
-    top_p: float = Field(1.0, gt=0, le=1)
+    top_p: Float = Field(1.0, gt=0, le=1)
     """Nucleus sampling mass."""
-    top_k: int = Field(-1, ge=-1)
+    top_k: Int = Field(-1, ge=-1)
     """Top-k cut; -1 disables it."""
-    max_new_tokens: int = Field(16384, ge=1)
+    max_new_tokens: Int = Field(16384, ge=1)
     """Longest response; responses that hit it end unfinished and are scored as they are."""
-    max_prompt_tokens: int = Field(163840, ge=1)
+    max_prompt_tokens: Int = Field(163840, ge=1)
     """Prompts longer than this (after the chat template) are dropped and counted, never truncated."""
     enable_thinking: bool | None = None
     """Passed to the chat template when the tokenizer supports it (Qwen3); None leaves it out."""
@@ -135,17 +144,17 @@ class EstimatorConfig(_Section):
 
     name: str = "tmn_reweight"
     """Registry name: ``grpo``, ``dr_grpo``, ``qwenlong_grpo``, ``tmn``, ``tmn_reweight`` ..."""
-    alpha: float = Field(0.8, ge=0, le=1)
+    alpha: Float = Field(0.8, ge=0, le=1)
     """TMN-Reweight smoothing: baseline = alpha * prompt mean + (1 - alpha) * task mean of prompt means."""
-    gamma: float = Field(1.0, ge=0)
+    gamma: Float = Field(1.0, ge=0)
     """TMN-Reweight strength: weights exp(+-gamma * (0.5 - pass rate))."""
-    clamp: tuple[float, float] | None = None
+    clamp: tuple[Float, Float] | None = None
     """Optional [low, high] clamp of the difficulty weights; the reference clamps nothing."""
-    eps: float = Field(1e-6, ge=0)
+    eps: Float = Field(1e-6, ge=0)
     """Added to the scale before dividing."""
-    std_floor: float | None = Field(None, ge=0)
+    std_floor: Float | None = Field(None, ge=0)
     """Lower bound on the scale; None = the estimator's hardened default (1e-3), 0 = the reference."""
-    zero_tol: float | None = Field(None, ge=0)
+    zero_tol: Float | None = Field(None, ge=0)
     """Groups whose rewards span at most this count as constant (advantage exactly 0); None =
     the estimator's default (1e-6), 0 = the reference."""
 
@@ -169,10 +178,10 @@ class DynamicSamplingConfig(_Section):
     """Drop groups whose rewards all agree (they carry no gradient under group baselines)."""
     metric: Literal["score"] = "score"
     """Which per-rollout value's spread decides; ``score`` is the scalar reward (the recipe's)."""
-    tolerance: float = Field(1e-6, ge=0)
+    tolerance: Float = Field(1e-6, ge=0)
     """A group is kept when its population std is strictly greater than this (the reference
     uses 0, which lets groups differing only by float noise through)."""
-    max_gen_batches: int = Field(32, ge=1)
+    max_gen_batches: Int = Field(32, ge=1)
     """Generation batches per step before giving up; reaching it with too few groups is an error
     when ``strict``, otherwise the step trains on what it has."""
     strict: bool = False
@@ -184,7 +193,7 @@ class KLConfig(_Section):
 
     enabled: bool = False
     """Keep a frozen reference model and add ``coef * KL`` to the loss."""
-    coef: float = Field(0.0, ge=0)
+    coef: Float = Field(0.0, ge=0)
     """Weight of the KL term."""
     type: Literal["k1", "k2", "k3", "low_var_kl", "abs", "mse"] = "k3"
     """KL estimator (k3 = low-variance, always non-negative)."""
@@ -197,9 +206,9 @@ class RolloutISConfig(_Section):
     """Weight each token by pi_train / pi_rollout clipped to ``bounds`` (GoLongRL intends this)."""
     level: Literal["token"] = "token"
     """Where the ratio is taken; golongrl implements the token level the recipe uses."""
-    bounds: tuple[float, float] = (0.5, 5.0)
+    bounds: tuple[Float, Float] = (0.5, 5.0)
     """[low, high] clip of the ratio."""
-    veto_threshold: float | None = Field(1e-4, ge=0)
+    veto_threshold: Float | None = Field(1e-4, ge=0)
     """Zero a sequence's weights if any token ratio falls below this; None disables the veto."""
 
     @model_validator(mode="after")
@@ -214,9 +223,9 @@ class OverlongConfig(_Section):
 
     enabled: bool = False
     """Subtract a linear penalty from rewards of responses ending in the last ``buffer`` tokens."""
-    buffer: int = Field(4096, ge=1)
+    buffer: Int = Field(4096, ge=1)
     """Length of the penalty ramp before ``rollout.max_new_tokens``."""
-    penalty_factor: float = Field(1.0, ge=0)
+    penalty_factor: Float = Field(1.0, ge=0)
     """Penalty at the very end of the ramp."""
 
 
@@ -229,21 +238,21 @@ class AlgorithmConfig(_Section):
     """Label that groups samples into tasks for the estimator: ``task`` = golongrl's nine task
     types; ``reward_mode`` = the reference's key (reward_mode mapped to the LongBench-Pro metric
     name, raw value otherwise; spec §5)."""
-    clip_low: float = Field(0.2, ge=0)
+    clip_low: Float = Field(0.2, ge=0)
     """PPO lower clip: ratio >= 1 - clip_low."""
-    clip_high: float = Field(0.28, ge=0)
+    clip_high: Float = Field(0.28, ge=0)
     """PPO upper clip (clip-higher): ratio <= 1 + clip_high."""
-    dual_clip_c: float | None = Field(3.0, gt=1)
+    dual_clip_c: Float | None = Field(3.0, gt=1)
     """Dual-clip bound for negative advantages; None disables it."""
     loss_agg: Literal["token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = "token-mean"
     """How per-token losses become one number."""
-    ppo_epochs: int = Field(1, ge=1)
+    ppo_epochs: Int = Field(1, ge=1)
     """Passes over each training batch."""
     dynamic_sampling: DynamicSamplingConfig = Field(default_factory=DynamicSamplingConfig)
     """Zero-variance group filtering with backfill."""
     kl: KLConfig = Field(default_factory=KLConfig)
     """KL loss against the initial policy."""
-    entropy_coef: float = Field(0.0, ge=0)
+    entropy_coef: Float = Field(0.0, ge=0)
     """Entropy bonus weight (0 in GoLongRL)."""
     rollout_is: RolloutISConfig = Field(default_factory=RolloutISConfig)
     """Truncated importance sampling for the rollout/training mismatch."""
@@ -259,34 +268,40 @@ class AlgorithmConfig(_Section):
 class OptimizerConfig(_Section):
     """AdamW with linear warm-up, then a constant or cosine schedule."""
 
-    lr: float = Field(2e-6, gt=0)
+    lr: Float = Field(2e-6, gt=0, le=1)
     """Peak learning rate."""
-    warmup_steps: int = Field(5, ge=0)
+    warmup_steps: Int = Field(5, ge=0)
     """Linear warm-up length in optimizer steps."""
     schedule: Literal["constant", "cosine"] = "constant"
     """Learning-rate shape after warm-up."""
-    weight_decay: float = Field(0.1, ge=0)
+    weight_decay: Float = Field(0.1, ge=0)
     """Decoupled weight decay."""
-    grad_clip: float | None = Field(1.0, gt=0)
+    grad_clip: Float | None = Field(1.0, gt=0)
     """Max global gradient norm; None disables clipping."""
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[Float, Float] = (0.9, 0.999)
     """Adam betas."""
-    eps: float = Field(1e-8, gt=0)
+    eps: Float = Field(1e-8, gt=0)
     """Adam epsilon."""
+
+    @model_validator(mode="after")
+    def _betas_in_range(self) -> OptimizerConfig:
+        if not all(0 <= beta < 1 for beta in self.betas):
+            raise ValueError(f"betas must lie in [0, 1), got {list(self.betas)}")
+        return self
 
 
 class BatchConfig(_Section):
     """Batch sizes, counted in prompts (each prompt has ``rollout.n`` rollouts) unless noted."""
 
-    prompts_per_step: int = Field(128, ge=1)
+    prompts_per_step: Int = Field(128, ge=1)
     """Prompt groups kept for one training step (after dynamic sampling)."""
-    generation_prompts: int = Field(512, ge=1)
+    generation_prompts: Int = Field(512, ge=1)
     """Prompts drawn and generated per generation batch."""
-    mini_batch_prompts: int = Field(128, ge=1)
+    mini_batch_prompts: Int = Field(128, ge=1)
     """Prompts per optimizer step; prompts_per_step / mini_batch_prompts optimizer steps per step."""
-    micro_batch_size: int = Field(1, ge=1)
+    micro_batch_size: Int = Field(1, ge=1)
     """Sequences per forward/backward pass; gradients accumulate over a mini-batch."""
-    generation_micro_batch: int = Field(64, ge=1)
+    generation_micro_batch: Int = Field(64, ge=1)
     """Sequences generated together (KV cache memory grows with it); rounded to whole groups."""
     share_prompt_prefix: bool = True
     """Run each prompt through the model once per group and repeat its KV cache for the ``n``
@@ -306,15 +321,15 @@ class BatchConfig(_Section):
 class TrainingConfig(_Section):
     """Run length and reproducibility."""
 
-    total_steps: int | None = Field(None, ge=1)
+    total_steps: Int | None = Field(None, ge=1)
     """Training steps; None means ``epochs`` passes over the data."""
-    epochs: int = Field(10, ge=1)
+    epochs: Int = Field(10, ge=1)
     """Passes over the training rows when ``total_steps`` is None."""
-    seed: int = 0
+    seed: Int = Field(0, ge=0, le=2**32 - 1)
     """Seeds data order, sampling and initialisation; fixed seed + CPU = identical runs."""
-    num_threads: int | None = Field(None, ge=1)
+    num_threads: Int | None = Field(None, ge=1)
     """torch intra-op threads; None leaves torch's default."""
-    time_budget_s: float | None = Field(None, gt=0)
+    time_budget_s: Float | None = Field(None, gt=0)
     """Stop (with a checkpoint) before a step predicted, from the mean step time so far, to end
     past this many seconds of training in this invocation (a slow step can still overrun it).
     None = no limit. Where a run stops this way depends on the machine's speed."""
@@ -323,12 +338,17 @@ class TrainingConfig(_Section):
 class CheckpointConfig(_Section):
     """Checkpoints: safetensors weights plus optimizer, scheduler, RNG and data position."""
 
-    every_steps: int = Field(5, ge=0)
+    every_steps: Int = Field(5, ge=0)
     """Save every this many steps (and at the end); 0 saves only at the end."""
-    keep_last: int = Field(60, ge=1)
+    keep_last: Int = Field(60, ge=1)
     """Older checkpoints beyond this many are deleted."""
     resume: bool = True
     """Continue from the newest complete checkpoint in the run folder if there is one."""
+    allow_config_change: bool = False
+    """Resume from a checkpoint written under different settings (``--allow-config-change``).
+    Off, a resume whose settings differ from the checkpoint's stops and names the keys: a
+    checkpoint of one model, data set or learning rate silently continued under another would
+    mix two runs in one folder."""
     export_final: bool = True
     """Save the trained policy as a plain Hugging Face folder ``<run>/final`` (LoRA merged), which
     ``golongrl evaluate --model`` and any transformers code can load."""
@@ -360,7 +380,7 @@ class LoggingConfig(_Section):
     """Show a rich progress display."""
     plots: bool = True
     """Write PNG curves (per-task reward, rate_adv, rate_num) at the end of training."""
-    sample_every: int = Field(0, ge=0)
+    sample_every: Int = Field(0, ge=0)
     """Write one decoded rollout per task to ``samples.jsonl`` every this many steps; 0 = never."""
 
 
@@ -369,26 +389,26 @@ class RewardConfig(_Section):
 
     mode: Literal["hardened", "faithful"] = "hardened"
     """``faithful`` reproduces the reference scorer with its quirks; ``hardened`` fixes them."""
-    timeout_s: float = Field(10.0, gt=0)
+    timeout_s: Float = Field(10.0, gt=0, le=3600)
     """Per-sample time cap; a timeout scores 0 and is logged with its reason."""
-    workers: int | None = Field(None, ge=1)
+    workers: Int | None = Field(None, ge=1)
     """Process-pool size; None lets the reward library choose."""
 
 
 class EvaluationConfig(_Section):
     """Evaluation of a policy on a dataset split (``golongrl evaluate`` and the main job)."""
 
-    temperature: float = Field(0.0, ge=0)
+    temperature: Float = Field(0.0, ge=0)
     """0 = greedy."""
-    top_p: float = Field(1.0, gt=0, le=1)
+    top_p: Float = Field(1.0, gt=0, le=1)
     """Nucleus sampling mass when sampling."""
-    n: int = Field(1, ge=1)
+    n: Int = Field(1, ge=1)
     """Samples per prompt; scores are averaged."""
-    max_new_tokens: int | None = Field(None, ge=1)
+    max_new_tokens: Int | None = Field(None, ge=1)
     """Response cap; None reuses ``rollout.max_new_tokens``."""
-    batch_size: int = Field(16, ge=1)
+    batch_size: Int = Field(16, ge=1)
     """Prompts generated together."""
-    every_steps: int = Field(0, ge=0)
+    every_steps: Int = Field(0, ge=0)
     """Evaluate during training every this many steps; 0 = only when asked."""
 
 
@@ -414,6 +434,34 @@ class TrainConfig(_Section):
         return self.model_dump(mode="json")
 
 
+#: Settings that may change between a run and its resume without making it another run: how
+#: often and where things are logged and saved, evaluation, the time budget, thread counts.
+RESUME_FREE_KEYS: tuple[str, ...] = (
+    "checkpoint", "logging", "evaluation", "quick", "reward.workers", "training.num_threads",
+    "training.time_budget_s", "data.eval_files", "data.max_eval_rows",
+)
+
+
+def resume_settings(cfg: TrainConfig) -> dict[str, Any]:
+    """The part of ``cfg`` a checkpoint is bound to (everything but :data:`RESUME_FREE_KEYS`)."""
+    settings = cfg.to_dict()
+    for dotted in RESUME_FREE_KEYS:
+        *parents, leaf = dotted.split(".")
+        node = settings
+        for part in parents:
+            node = node.get(part, {})
+        node.pop(leaf, None)
+    return settings
+
+
+def config_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain config dicts (added and removed too)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(set(old) | set(new))
+        return [k for key in keys for k in config_diff(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [prefix.rstrip(".") or "<root>"]
+
+
 def _format_errors(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():
@@ -434,17 +482,30 @@ def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """Turn ``["rollout.n=4", "model.lora.enabled=true"]`` into a nested dict (values parsed as YAML)."""
+    """Turn ``["rollout.n=4", "model.lora.enabled=true"]`` into a nested dict (values parsed as YAML).
+
+    Raises ConfigError naming the override for a malformed one, an unparseable value, or a key
+    that an earlier override already set to a plain value (``rollout=1`` then ``rollout.n=2``).
+    """
     out: dict[str, Any] = {}
     for item in items:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. rollout.n=4")
-        key, raw = item.split("=", 1)
-        node = out
+        key, sep, raw = item.partition("=")
         parts = key.strip().split(".")
-        for part in parts[:-1]:
+        if not sep or not all(parts):
+            raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. rollout.n=4")
+        try:
+            value = load_yaml(raw)
+        except YamlLimitError as err:
+            raise ConfigError(f"override {item!r}: {err}; quote strings, e.g. key='[text'") from None
+        node = out
+        for depth, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw)
+            if not isinstance(node, dict):
+                earlier = ".".join(parts[: depth + 1])
+                raise ConfigError(f"override {item!r} conflicts with the earlier override {earlier}=...")
+        if isinstance(node.get(parts[-1]), dict) and not isinstance(value, dict):
+            raise ConfigError(f"override {item!r} replaces the section set by earlier {key}.* overrides")
+        node[parts[-1]] = value
     return out
 
 
@@ -484,12 +545,16 @@ def load_config(path: str | Path, *, overrides: list[str] | dict[str, Any] | Non
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder; pass the config's YAML file") from None
     except OSError as err:
         raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}); save the config as UTF-8") from None
     try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML: {err}") from None
+        raw = load_yaml(text) or {}
+    except YamlLimitError as err:
+        raise ConfigError(f"{path}: {err}") from None
     if isinstance(overrides, list):
         overrides = parse_overrides(overrides)
     cfg = config_from_dict(raw, source=str(path), overrides=overrides, quick=quick)

@@ -35,15 +35,15 @@ import torch
 import yaml
 
 from golongrl.advantages import BackfillController, compute_advantages, task_metrics
-from golongrl.data.io import atomic_output, default_dir_mode, read_valid_records
+from golongrl.data.io import atomic_output, default_dir_mode, read_valid_records, remove_orphans
 from golongrl.data.schema import record_task
 from golongrl.inference.transformers_backend import encode_prompt, eos_token_ids
 from golongrl.losses import policy_loss
 from golongrl.rewards import ScoreRequest, score_batch
 from golongrl.tasks import reference_task_key
-from golongrl.training.checkpoint import (TrainingState, capture_rng, latest_checkpoint,
+from golongrl.training.checkpoint import (TrainingState, capture_rng, check_resume_config, latest_checkpoint,
                                           load_checkpoint, restore_rng, save_checkpoint)
-from golongrl.training.config import RolloutConfig, TrainConfig
+from golongrl.training.config import RolloutConfig, TrainConfig, resume_settings
 from golongrl.training.tracking import MetricsLogger
 
 # ============================================================================================
@@ -83,6 +83,12 @@ def load_rows(files: Sequence[str]) -> list[tuple[str, int, dict[str, Any]]]:
     return rows
 
 
+def max_token_bytes(tokenizer: Any) -> int:
+    """UTF-8 length of the longest vocabulary entry: an upper bound on the bytes of text one token
+    covers (byte-level and SentencePiece spellings only over-count it)."""
+    return max(1, max((len(token.encode("utf-8")) for token in tokenizer.get_vocab()), default=1))
+
+
 def load_prompts(files: Sequence[str], tokenizer: Any, cfg: TrainConfig) -> tuple[list[Prompt], dict[str, int]]:
     """Validated, tokenised training prompts and the count of over-long prompts dropped per task.
 
@@ -93,8 +99,18 @@ def load_prompts(files: Sequence[str], tokenizer: Any, cfg: TrainConfig) -> tupl
         raise ValueError("data.train_files is empty: give at least one JSONL/parquet file of training rows")
     prompts: list[Prompt] = []
     dropped: Counter[str] = Counter()
-    for _, _, rec in load_rows(files):
+    rows = load_rows(files)
+    if not rows:
+        raise ValueError(f"no training rows in {', '.join(files)}: the file(s) are empty")
+    token_bytes = max_token_bytes(tokenizer)
+    for _, _, rec in rows:
         task = record_task(rec)
+        # No token is longer than token_bytes, so a prompt with more bytes than that many tokens
+        # can hold is over-long for sure: drop it without tokenising megabytes of text.
+        size = sum(len(str(m.get("content", "")).encode("utf-8")) for m in rec["prompt"])
+        if size // token_bytes > cfg.rollout.max_prompt_tokens:
+            dropped[task] += 1
+            continue
         ids = encode_prompt(tokenizer, rec["prompt"], cfg.rollout.enable_thinking)
         if len(ids) > cfg.rollout.max_prompt_tokens:
             dropped[task] += 1
@@ -446,7 +462,10 @@ class Trainer:
         from golongrl.inference.models import load_causal_lm, load_tokenizer
 
         self.cfg, self.run_dir = cfg, Path(run_dir)
+        if cfg.checkpoint.resume:  # before any loading: a changed config fails in a second
+            check_resume_config(self.checkpoint_dir(), cfg)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        remove_orphans(self.run_dir)  # what a killed run's atomic writes left behind
         if cfg.training.num_threads:
             torch.set_num_threads(cfg.training.num_threads)
         self.device = resolve_device(cfg.model.device)
@@ -695,7 +714,7 @@ class Trainer:
         state = TrainingState(step=self.step, optimizer=self.optimizer.state_dict(),
                               scheduler=self.scheduler.state_dict(), data=self.stream.state_dict(), rng=capture_rng())
         meta = {"model": self.cfg.model.name_or_path, "lora": self.cfg.model.lora.enabled,
-                "freeze_lower_layers": self.cfg.model.freeze_lower_layers}
+                "freeze_lower_layers": self.cfg.model.freeze_lower_layers, "config": resume_settings(self.cfg)}
         return save_checkpoint(self.checkpoint_dir(), self.model, state, meta, keep_last=self.cfg.checkpoint.keep_last)
 
     def export(self, path: Path) -> Path:
