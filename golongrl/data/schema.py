@@ -165,7 +165,9 @@ def _check_prompt(prompt: Any, source: Any, row: int | None) -> None:
         raise _fail("has no non-empty user message", "prompt", source, row)
 
 
-def _check_ground_truth(task_name: str, gt: Any, source: Any, row: int | None) -> None:
+def _check_ground_truth(
+    task_name: str, gt: Any, source: Any, row: int | None, *, lbp: bool = False
+) -> None:
     task = get_task(task_name)
     field = "reward_model.ground_truth"
     if task.name == "numerical_reasoning" and isinstance(gt, (str, int, float)):
@@ -182,7 +184,9 @@ def _check_ground_truth(task_name: str, gt: Any, source: Any, row: int | None) -
             source,
             row,
         )
-    if task.ground_truth_field == "doc_ids":
+    # Every LongBench-Pro metric, Accuracy included (comprehension's T3.x / T11.x modes), reads
+    # doc_ids; comprehension's own `selection` rows read golden_label.
+    if task.ground_truth_field == "doc_ids" or lbp:
         _check_str_list(gt.get("doc_ids"), f"{field}.doc_ids", source, row)
         summary = gt.get("summary")
         if summary is not None and not isinstance(summary, str):
@@ -255,7 +259,9 @@ def validate_record(
     style = reward_model.get("style")
     if style is not None and not isinstance(style, str):
         raise _fail("must be a string when present", "reward_model.style", source, row)
-    _check_ground_truth(task_name, reward_model["ground_truth"], source, row)
+    _check_ground_truth(
+        task_name, reward_model["ground_truth"], source, row, lbp=data_source == "longbench_pro"
+    )
     return rec
 
 
