@@ -101,7 +101,7 @@ def build_llm_samples(
     config: DataConfig, splits: dict[str, list[Document]], cache: UnitCache, work: Path
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Construct, ask, parse and verify the configured LLM-backed samples (train split)."""
-    from golongrl.data.pipeline import make_row
+    from golongrl.data.rows import make_row
     from golongrl.inference import GenerationRequest, SamplingParams, chat, make_backend
     from golongrl.inference.models import cache_dir
 

@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from golongrl.data.assembly import AssemblyError, Context, UnitCache, assemble_context, doc_units
+from golongrl.data.assembly import AssemblyError, UnitCache, assemble_context, doc_units
 from golongrl.data.config import DataConfig
 from golongrl.data.constructions import (
-    ANSWER_INSTRUCTIONS,
     CONSTRUCTIONS,
     ConstructionError,
     ConstructionSpec,
@@ -45,13 +44,13 @@ from golongrl.data.corpus import (
     load_default_corpus,
 )
 from golongrl.data.io import AppendLog, atomic_output, write_records
+from golongrl.data.rows import make_row
 from golongrl.data.schema import DataError
 from golongrl.data.tokens import get_counter
 from golongrl.data.verify import verify_row
-from golongrl.tasks import TASK_TYPES, get_task
+from golongrl.tasks import TASK_TYPES
 
 SPLITS: tuple[str, ...] = ("train", "eval")
-PROMPT_PREAMBLE = "Read the text below, then answer the question that follows it."
 WORK_DIR = ".work"
 
 #: Phase 2 routing: which documents feed which task, by metadata. A document qualifies for a
@@ -154,49 +153,6 @@ def _position(config: DataConfig, index: int, count: int) -> float | None:
     if setting is None:
         return None
     return float(setting)
-
-
-def make_row(sample: Sample, ctx: Context, *, split: str, uid: str, target: int, language: str = "en") -> dict[str, Any]:
-    """The GoLongRL/verl row of a verified sample (``extra_info.index`` is set at write time)."""
-    task = get_task(sample.task)
-    content = f"{PROMPT_PREAMBLE}\n\n{ctx.text}\n\nQuestion: {sample.question}\n\n{ANSWER_INSTRUCTIONS[task.name]}"
-    main = ctx.main.doc
-    position = None if sample.answer_offset is None or sample.answer_offset < 0 else round(sample.answer_offset / max(1, len(ctx.text)), 4)
-    return {
-        "data_source": task.data_source,
-        "prompt": [{"role": "user", "content": content}],
-        "ability": task.ability,
-        "reward_model": {"style": "rule", "ground_truth": sample.gold},
-        "extra_info": {
-            "reward_mode": sample.reward_mode,
-            "question": sample.question,
-            "task_type": task.name,
-            "split": split,
-            "index": 0,
-            "uid": uid,
-            "construction": sample.construction,
-            "language": language,
-            "domain": main.domain,
-            "doc_id": main.id,
-            "context_tokens": ctx.tokens,
-            "target_tokens": target,
-            "answer_position": position,
-            "provenance": [
-                {
-                    "id": b.doc.id,
-                    "role": b.role,
-                    "package": b.doc.provenance.get("package", ""),
-                    "version": b.doc.provenance.get("version", ""),
-                    "license": b.doc.provenance.get("license", ""),
-                }
-                for b in ctx.blocks
-            ],
-            "difficulty": None,
-            "pass_rate_small": None,
-            "pass_rate_large": None,
-            "shortcut_pass_rate": None,
-        },
-    }
 
 
 @dataclass
@@ -408,12 +364,10 @@ def _tally(values: Iterable[str]) -> dict[str, int]:
 
 __all__ = [
     "BuildResult",
-    "PROMPT_PREAMBLE",
     "ROUTING",
     "SPLITS",
     "build_dataset",
     "load_documents",
-    "make_row",
     "qualifies",
     "split_documents",
     "task_pools",
