@@ -79,7 +79,7 @@ def scenario_context(target: int, naive: bool) -> dict:
 
 def scenario_measure() -> dict:
     from golongrl.data.corpus import load_default_corpus
-    from golongrl.data.text import split_paragraphs
+    from golongrl.text import split_paragraphs
     from golongrl.data.tokens import get_counter
     from golongrl.inference.models import load_tokenizer
 

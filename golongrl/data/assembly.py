@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 from golongrl.data.corpus import Document
-from golongrl.data.text import split_paragraphs, word_counts
+from golongrl.text import split_paragraphs, word_counts
 from golongrl.data.tokens import TokenCounter
 
 BLOCK_SEPARATOR = "\n\n"
@@ -298,6 +298,85 @@ def assemble_context(
     return ctx
 
 
+def _section_window(doc: Document, budget: float, cache: UnitCache, rng: random.Random, role: str) -> tuple[Block, float]:
+    """A contiguous window of ``doc`` of at most ``budget`` tokens (header included), starting
+    at a random unit; prose and dialogue end on a unit cut at a token boundary, a table keeps
+    its header row and whole rows. Returns the block and the tokens it uses."""
+    units = cache.split(doc)
+    joiner = cache.joiner_tokens(doc)
+    room = budget - cache.header_tokens(doc) - 2
+    keep_first = doc.kind == "table"
+    lo = 1 if keep_first else 0
+    used = float(cache.counts(doc, [0])[0]) if keep_first else 0.0
+    suffix, last_start = used, lo
+    for i, n in cache.walk(doc, len(units) - 1, -1):
+        if i < lo:
+            break
+        suffix += n + joiner
+        last_start = i
+        if suffix >= room:
+            break
+    start = rng.randint(lo, max(lo, last_start)) if suffix >= room else lo
+    chosen: list[str] = [units[0]] if keep_first else []
+    cut_source, cut_index, following = None, -1, len(units)
+    for i, n in cache.walk(doc, start, 1):
+        cost = n + (joiner if chosen else 0)
+        if used + cost > room:
+            following = i
+            break
+        chosen.append(units[i])
+        used += cost
+    if not keep_first and following < len(units) and room - used > joiner + 4:
+        piece = cache.counter.head(units[following], int(room - used - joiner))
+        if piece.strip():
+            chosen.append(piece)
+            used += cache.counter.count(piece) + joiner
+            cut_source, cut_index = units[following], following
+    if len(chosen) <= int(keep_first):
+        raise AssemblyError(f"document {doc.id}: no unit fits in {int(room)} tokens")
+    if keep_first:
+        cut_index = following  # a table's next row, which the length correction may add
+    block = Block(doc, chosen, role, cut_source=cut_source, cut_index=cut_index)
+    return block, used + cache.header_tokens(doc) + 2
+
+
+def assemble_sections(
+    docs: Sequence[Document],
+    target_tokens: int,
+    cache: UnitCache,
+    rng: random.Random,
+    *,
+    main_index: int = 0,
+    tolerance: float = 0.005,
+) -> Context:
+    """A context of ``target_tokens`` (± ``tolerance``; whole-row tables ± 1 %) made only of
+    real documents: one section per document, in the given order, each a window of about an
+    equal share of the budget under its title. ``docs[main_index]`` is the focus document
+    (role ``main``, the others ``neighbour``); the caller places it at the wanted depth.
+
+    A document shorter than its share is included whole and leaves its unused budget to the
+    documents after it, so the total still meets the target. Raises :class:`AssemblyError`
+    when the documents together are too short or a share is too small for any unit.
+    """
+    if not docs:
+        raise AssemblyError("no documents for the context")
+    if target_tokens < 32 * len(docs):
+        raise AssemblyError(f"{target_tokens} tokens are too few for {len(docs)} sections")
+    # Shortest first, so a short document's leftover flows to the longer ones.
+    order = sorted(range(len(docs)), key=lambda i: (docs[i].tokens or 0, i))
+    left = float(target_tokens)
+    blocks: dict[int, Block] = {}
+    for n, i in enumerate(order):
+        share = left / (len(docs) - n)
+        block, used = _section_window(docs[i], share, cache, rng, "main" if i == main_index else "neighbour")
+        blocks[i] = block
+        left -= used
+    ctx = Context(blocks=[blocks[i] for i in range(len(docs))], target_tokens=target_tokens, main_index=main_index)
+    ctx.render()
+    _correct(ctx, cache, tolerance)
+    return ctx
+
+
 def _fill(
     pool: list[Document], pos: int, budget: int, cache: UnitCache, *, from_end: bool
 ) -> tuple[list[Block], int]:
@@ -371,10 +450,19 @@ def _correct(ctx: Context, cache: UnitCache, tolerance: float) -> None:
         index = next((i for i in candidates if ctx.blocks[i].cut_source is not None), None)
         if index is None:
             if error < 0:
-                break
+                # Whole-row tables are short: add the next row of a table that has one.
+                grow = next((b for b in reversed(ctx.blocks) if b.doc.kind == "table"
+                             and 0 <= b.cut_index < len(cache.split(b.doc))), None)
+                if grow is None:
+                    break
+                grow.units.append(cache.split(grow.doc)[grow.cut_index])
+                grow.cut_index += 1
+                ctx.render()
+                continue
             index = candidates[0]
             block = ctx.blocks[index]
-            if block.doc.kind == "table" and block.role == "main":
+            if block.doc.kind == "table":
+                # Any table loses whole rows: a cut row would be false data.
                 if len(block.units) <= 2:
                     break
                 block.units.pop()
@@ -438,5 +526,6 @@ __all__ = [
     "Context",
     "UnitCache",
     "assemble_context",
+    "assemble_sections",
     "doc_units",
 ]

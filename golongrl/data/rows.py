@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from golongrl.data.assembly import Context
-from golongrl.data.constructions import ANSWER_INSTRUCTIONS, Sample
+from golongrl.construct import ANSWER_INSTRUCTIONS, Sample
 from golongrl.tasks import get_task
 
 PROMPT_PREAMBLE = "Read the text below, then answer the question that follows it."
@@ -28,6 +28,7 @@ def make_row(sample: Sample, ctx: Context, *, split: str, uid: str, target: int,
         "reward_model": {"style": "rule", "ground_truth": sample.gold},
         "extra_info": {
             "reward_mode": sample.reward_mode,
+            "lbp_task": sample.lbp_task,
             "question": sample.question,
             "task_type": task.name,
             "split": split,
@@ -40,6 +41,8 @@ def make_row(sample: Sample, ctx: Context, *, split: str, uid: str, target: int,
             "context_tokens": ctx.tokens,
             "target_tokens": target,
             "answer_position": position,
+            "sections": len(ctx.blocks),
+            "candidates": list(sample.candidates or []),
             "provenance": [
                 {
                     "id": b.doc.id,
