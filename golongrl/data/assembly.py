@@ -340,6 +340,28 @@ def _section_window(doc: Document, budget: float, cache: UnitCache, rng: random.
     return block, used + cache.header_tokens(doc) + 2
 
 
+def _table_notes(docs: Sequence[Document]) -> Document | None:
+    """For an all-table context, a section of the tables' own descriptions (``None`` if the
+    context has prose or no table is described)."""
+    if any(d.kind != "table" for d in docs):
+        return None
+    described = sorted((d for d in docs if d.summary), key=lambda d: d.id)
+    if not described:
+        return None
+    return Document(
+        id="notes:" + "+".join(d.id for d in described), title="Notes on the tables", domain=docs[0].domain,
+        kind="prose", text="\n\n".join(f"{d.title}: {d.summary}" for d in described),
+        provenance=dict(described[0].provenance),
+    )
+
+
+def _block_tokens(block: Block, cache: UnitCache) -> float:
+    units = cache.split(block.doc)
+    index = {u: i for i, u in enumerate(units)}
+    counts = cache.counts(block.doc, [index[u] for u in block.units if u in index])
+    return sum(counts) + cache.joiner_tokens(block.doc) * max(0, len(block.units) - 1)
+
+
 def assemble_sections(
     docs: Sequence[Document],
     target_tokens: int,
@@ -362,16 +384,26 @@ def assemble_sections(
         raise AssemblyError("no documents for the context")
     if target_tokens < 32 * len(docs):
         raise AssemblyError(f"{target_tokens} tokens are too few for {len(docs)} sections")
+    notes = _table_notes(docs)
+    left = float(target_tokens)
+    if notes is not None:
+        # Whole rows cannot meet the length to the token; the tables' own documentation,
+        # cut at a token boundary, closes the gap.
+        left -= min(max(48.0, 0.04 * target_tokens), 0.5 * target_tokens)
     # Shortest first, so a short document's leftover flows to the longer ones.
     order = sorted(range(len(docs)), key=lambda i: (docs[i].tokens or 0, i))
-    left = float(target_tokens)
     blocks: dict[int, Block] = {}
     for n, i in enumerate(order):
         share = left / (len(docs) - n)
         block, used = _section_window(docs[i], share, cache, rng, "main" if i == main_index else "neighbour")
         blocks[i] = block
         left -= used
-    ctx = Context(blocks=[blocks[i] for i in range(len(docs))], target_tokens=target_tokens, main_index=main_index)
+    ordered = [blocks[i] for i in range(len(docs))]
+    if notes is not None:
+        room = target_tokens - sum(cache.header_tokens(b.doc) + 2 + _block_tokens(b, cache) for b in ordered)
+        if room > 16:
+            ordered.append(_section_window(notes, room, cache, rng, "notes")[0])
+    ctx = Context(blocks=ordered, target_tokens=target_tokens, main_index=main_index)
     ctx.render()
     _correct(ctx, cache, tolerance)
     return ctx

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from golongrl.construct import ConstructionError, ConstructionSpec, Env
-from golongrl.data.assembly import AssemblyError, UnitCache, assemble_sections, doc_units
+from golongrl.construct import ConstructionError, ConstructionSpec, Env, parse_table
+from golongrl.data.assembly import AssemblyError, Block, UnitCache, assemble_sections, doc_units
 from golongrl.data.config import DataConfig
 from golongrl.data.constructions import CONSTRUCTIONS, constructions_for
 from golongrl.data.corpus import (
@@ -184,8 +184,11 @@ def qualifies(spec: ConstructionSpec, doc: Document) -> bool:
     units = doc_units(doc)
     if len(units) < MIN_UNITS[doc.kind]:
         return False
-    # A table whose header and first row alone fill a section cannot be windowed.
-    return doc.kind != "table" or len(units[0]) + len(units[1]) <= MAX_TABLE_HEAD_CHARS
+    if doc.kind != "table":
+        return True
+    # A table whose header and first row alone fill a section cannot be windowed, and one
+    # without a column that identifies rows cannot be asked about.
+    return len(units[0]) + len(units[1]) <= MAX_TABLE_HEAD_CHARS and parse_table(Block(doc, units, "main")) is not None
 
 
 def task_pools(docs: Sequence[Document]) -> dict[str, list[Document]]:
@@ -273,7 +276,7 @@ class _Builder:
                 ctx = assemble_sections(docs, target, self.cache, rng, main_index=main_index,
                                         tolerance=cfg.context.tolerance)
                 language = "Chinese" if docs[main_index].language.startswith("zh") else "English"
-                sample = spec.fn(ctx, Env(rng, position, language=language, slot=index // len(specs)))
+                sample = spec.fn(ctx, Env(rng, position, language=language, slot=_slot(index, len(specs))))
             except (AssemblyError, ConstructionError) as exc:
                 failures.append(f"{spec.name} on {main}: {exc}")
                 continue
@@ -285,6 +288,13 @@ class _Builder:
                 continue
             return row, failures
         return None, failures
+
+
+def _slot(index: int, constructions: int) -> int:
+    """The balancing slot of a sample: consecutive within each construction (which takes every
+    ``constructions``-th index), offset between constructions, so gold letters and magnitudes
+    cycle evenly both per construction and per task, also when one falls back to another."""
+    return index // constructions + (index % constructions) * 2
 
 
 _WORKER: _Builder | None = None

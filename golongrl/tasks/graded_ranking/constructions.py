@@ -42,7 +42,7 @@ def _strict_top(values: list, k: int) -> bool:
 
 
 def sections_by_term_count(ctx: "Context", env: Env) -> Sample:
-    require_sections(ctx, 5)
+    require_sections(ctx, 8)
     counts = section_counts(ctx)
     words = sorted({w for c in counts for w in c if len(w) >= 3 and w.isalpha()})
     env.rng.shuffle(words)
@@ -90,7 +90,7 @@ def table_top_rows(ctx: "Context", env: Env) -> Sample:
 
 CONSTRUCTIONS = (
     ConstructionSpec("sections_by_term_count", TASK, frozenset({"prose", "dialogue"}), sections_by_term_count,
-                     _SECTIONS, sections=(5, 10)),
+                     _SECTIONS, sections=(8, 12), section_tokens=256),
     ConstructionSpec("table_top_rows", TASK, frozenset({"table"}), table_top_rows, _ROWS,
                      sections=(1, 4), section_tokens=4096),
 )

@@ -33,7 +33,7 @@ TASK = "precise_retrieval"
 
 
 def sentence_section(ctx: "Context", env: Env) -> Sample:
-    require_sections(ctx, 4)
+    require_sections(ctx, 6)
     found = [(s, b.doc.title) for b in ctx.blocks for s in complete_sentences(ctx, b)]
     sentence, title = depth_pick(found, [ctx.text.find(s) for s, _ in found], ctx, env)
     question = (
@@ -75,7 +75,7 @@ def table_cell_lookup(ctx: "Context", env: Env) -> Sample:
 
 CONSTRUCTIONS = (
     ConstructionSpec("sentence_section", TASK, frozenset({"prose", "dialogue"}), sentence_section,
-                     "T1.2 Key-Snippet Retrieval", sections=(4, 12)),
+                     "T1.2 Key-Snippet Retrieval", sections=(6, 12), section_tokens=512),
     ConstructionSpec("table_cell_lookup", TASK, frozenset({"table"}), table_cell_lookup,
                      "T3.2 Single-Hop Fact QA", sections=(1, 4), section_tokens=4096),
 )
