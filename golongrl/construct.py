@@ -35,20 +35,13 @@ WORD_DEFINITION = (
     "Matching is case-sensitive and whole-word (\"Law\" does not count \"law\" or \"Laws\")."
 )
 
-#: Requested answer format per task (the hardened scorer's convention, spec §2.2).
-ANSWER_INSTRUCTIONS: dict[str, str] = {
-    "precise_retrieval": "Reply with only the answer, exactly as it is written in the text, and nothing else.",
-    "comprehension": "End your reply with the line: The correct answer is (X), where X is A, B, C or D.",
-    "exhaustive_retrieval": "Write [Answer] on its own line, then every item, one per line.",
-    "numerical_reasoning": "Put the final number in \\boxed{} at the end of your reply.",
-    "structured_extraction": 'Reply with <answer>{"data": [[...], ...]}</answer>: one inner list per row, '
-    "each value a string exactly as written in the text.",
-    "structured_matching": "Write [Answer] on its own line, then one line per excerpt in the form "
-    "'number: answer'.",
-    "graded_ranking": "Write [Answer] on its own line, then the items ranked, most first, one per line.",
-    "sequence_ordering": "Write [Answer] on its own line, then the items in order, one per line.",
-    "summarization": "Write [Answer] on its own line, then the summary.",
-}
+#: Answer formats for constructions whose items differ from what the task's default
+#: ``instruction`` names (both are formats the hardened scorer accepts).
+ITEMS_IN_ORDER = "Write [Answer] on its own line, then the items in order, one per line."
+TABLE_ROWS_AS_ASKED = (
+    'Reply with <answer>{"data": [[...], ...]}</answer>: one inner list per row, in the order asked, '
+    "each value a string exactly as written in the text."
+)
 
 
 class ConstructionError(ValueError):
@@ -70,6 +63,7 @@ class Sample:
         checks: ``(what, passed)`` item-by-item verifications computed from the context.
         answer_offset: character offset of the first evidence in the context (answer depth).
         candidates: the items the question presents, in the order it presents them.
+        instruction: the answer format, when not the task's own ``instruction``.
     """
 
     task: str
@@ -83,6 +77,7 @@ class Sample:
     checks: list[tuple[str, bool]] = field(default_factory=list)
     answer_offset: int | None = None
     candidates: list[str] | None = None
+    instruction: str | None = None
 
 
 @dataclass
@@ -278,13 +273,14 @@ def place_gold(options: list[str], gold: str, env: Env) -> tuple[list[str], str]
 
 
 __all__ = [
-    "ANSWER_INSTRUCTIONS",
     "Construction",
     "ConstructionError",
     "ConstructionSpec",
     "Env",
     "Sample",
     "Table",
+    "ITEMS_IN_ORDER",
+    "TABLE_ROWS_AS_ASKED",
     "WORD_DEFINITION",
     "block_body",
     "complete_sentences",

@@ -214,7 +214,9 @@ def _position(config: DataConfig, index: int, count: int) -> float | None:
 
 
 @dataclass
-class _Builder:
+class Builder:
+    """Phase 3 for one corpus: builds any sample of the plan from its own random stream."""
+
     config: DataConfig
     cache: UnitCache
     pools: dict[str, dict[str, list[Document]]]
@@ -256,11 +258,14 @@ class _Builder:
         index = rng.randrange(len(chosen)) if position is None else round(position * (len(chosen) - 1))
         return neighbours[:index] + [main] + neighbours[index:], index
 
-    def attempt(self, split: str, task: str, index: int, count: int) -> tuple[dict[str, Any] | None, list[str]]:
-        """Build one sample; returns (row or None, failure reasons of the attempts)."""
+    def attempt(self, split: str, task: str, index: int, count: int, *,
+                construction: str | None = None) -> tuple[dict[str, Any] | None, list[str]]:
+        """Build one sample (only with ``construction`` when given); returns (row or None,
+        failure reasons of the attempts)."""
         cfg = self.config
         rng = random.Random(f"{cfg.seed}/{split}/{task}/{index}")
-        specs = [c for c in constructions_for(task) if self.pools[split][c.name]]
+        specs = [c for c in constructions_for(task)
+                 if self.pools[split][c.name] and construction in (None, c.name)]
         if not specs:
             return None, [f"no {split} document qualifies for any {task} construction"]
         lengths = cfg.context.train_lengths if split == "train" else cfg.context.eval_lengths
@@ -297,7 +302,7 @@ def _slot(index: int, constructions: int) -> int:
     return index // constructions + (index % constructions) * 2
 
 
-_WORKER: _Builder | None = None
+_WORKER: Builder | None = None
 
 
 def _work(item: tuple[str, str, int, int]) -> tuple[dict[str, Any] | None, list[str]]:
@@ -305,7 +310,7 @@ def _work(item: tuple[str, str, int, int]) -> tuple[dict[str, Any] | None, list[
     return _WORKER.attempt(*item)
 
 
-def _built(builder: _Builder, todo: list[tuple[str, str, int, int]], workers: int) -> Iterator[tuple[dict[str, Any] | None, list[str]]]:
+def _built(builder: Builder, todo: list[tuple[str, str, int, int]], workers: int) -> Iterator[tuple[dict[str, Any] | None, list[str]]]:
     """Results of ``todo`` in order; with ``workers > 1`` from forked processes that inherit
     the corpus and the token-count cache (no pickling of documents)."""
     global _WORKER
@@ -381,7 +386,7 @@ def build_dataset(
 
         plan = build_plan(config)
         log = SampleLog(work / "samples.jsonl")
-        builder = _Builder(config, UnitCache(counter), pools)
+        builder = Builder(config, UnitCache(counter), pools)
         todo = [item for item in plan if _key(item) not in log]
         phase = bar.add_task("phase 2-3: construct + verify", total=len(plan), completed=len(plan) - len(todo), note="")
         started, made = time.monotonic(), 0
@@ -539,6 +544,7 @@ def _tally(values: Iterable[str]) -> dict[str, int]:
 
 __all__ = [
     "BuildResult",
+    "Builder",
     "ROUTING",
     "SPLITS",
     "SampleLog",

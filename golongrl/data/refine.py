@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from golongrl.construct import ANSWER_INSTRUCTIONS
 from golongrl.data.config import CalibrationConfig, DataConfig
 from golongrl.data.io import AppendLog
 
@@ -38,8 +37,11 @@ RowSource = Callable[[], Iterator[dict[str, Any]]]
 
 def question_only(row: dict[str, Any]) -> list[dict[str, str]]:
     """The prompt without its context: what the shortcut probe asks."""
+    from golongrl.tasks import get_task
+
     info = row["extra_info"]
-    return [{"role": "user", "content": f"Question: {info['question']}\n\n{ANSWER_INSTRUCTIONS[info['task_type']]}"}]
+    instruction = info.get("instruction") or get_task(info["task_type"]).instruction
+    return [{"role": "user", "content": f"Question: {info['question']}\n\n{instruction}"}]
 
 
 def full_prompt(row: dict[str, Any]) -> list[dict[str, str]]:
@@ -47,43 +49,11 @@ def full_prompt(row: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def lazy_responses(row: dict[str, Any]) -> dict[str, str]:
-    """Gold-independent responses built from the row's question and ``extra_info`` alone."""
+    """Gold-independent responses to ``row`` by strategy name (the task's ``baselines``, the
+    strategies ``golongrl audit`` scores), built from its question and ``extra_info`` alone."""
     from golongrl.tasks import get_task
 
-    task = get_task(row["extra_info"]["task_type"])
-    baselines = getattr(task, "baselines", None)
-    if callable(baselines):
-        return dict(baselines(row))
-    return _fallback_baselines(row)
-
-
-def _fallback_baselines(row: dict[str, Any]) -> dict[str, str]:
-    info = row["extra_info"]
-    task = info["task_type"]
-    cands = [str(c) for c in info.get("candidates") or []]
-    title = _first_heading(row["prompt"][-1]["content"])
-    think = "<think>\n</think>\n"
-    if task == "comprehension":
-        return {f"constant {x}": f"{think}The correct answer is ({x})" for x in "ABCD"}
-    if task == "numerical_reasoning":
-        return {"majority 2": f"{think}\\boxed{{2}}", "zero": f"{think}\\boxed{{0}}"}
-    if task == "structured_extraction":
-        return {"title row": think + '<answer>{"data": [["' + title.replace('"', "") + '"]]}</answer>'}
-    if task == "precise_retrieval":
-        return {"title echo": think + title, "question echo": think + info["question"]}
-    out = {"title echo": f"{think}[Answer]\n{title}", "question echo": f"{think}[Answer]\n{info['question']}"}
-    if cands:
-        out |= {"candidates in order": think + "[Answer]\n" + "\n".join(cands),
-                "candidates reversed": think + "[Answer]\n" + "\n".join(reversed(cands)),
-                "first candidate": f"{think}[Answer]\n{cands[0]}"}
-    return out
-
-
-def _first_heading(content: str) -> str:
-    for line in content.split("\n"):
-        if line.startswith("# "):
-            return line[2:].strip()
-    return ""
+    return dict(get_task(row["extra_info"]["task_type"]).baselines(row))
 
 
 def baseline_means(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, float]]:

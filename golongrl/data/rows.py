@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from golongrl.data.assembly import Context
-from golongrl.construct import ANSWER_INSTRUCTIONS, Sample
+from golongrl.construct import Sample
 from golongrl.tasks import get_task
 
 PROMPT_PREAMBLE = "Read the text below, then answer the question that follows it."
@@ -18,7 +18,8 @@ PROMPT_PREAMBLE = "Read the text below, then answer the question that follows it
 def make_row(sample: Sample, ctx: Context, *, split: str, uid: str, target: int, language: str = "en") -> dict[str, Any]:
     """The GoLongRL/verl row of a verified sample (``extra_info.index`` is set at write time)."""
     task = get_task(sample.task)
-    content = f"{PROMPT_PREAMBLE}\n\n{ctx.text}\n\nQuestion: {sample.question}\n\n{ANSWER_INSTRUCTIONS[task.name]}"
+    instruction = sample.instruction or task.instruction
+    content = f"{PROMPT_PREAMBLE}\n\n{ctx.text}\n\nQuestion: {sample.question}\n\n{instruction}"
     main = ctx.main.doc
     position = None if sample.answer_offset is None or sample.answer_offset < 0 else round(sample.answer_offset / max(1, len(ctx.text)), 4)
     return {
@@ -30,6 +31,7 @@ def make_row(sample: Sample, ctx: Context, *, split: str, uid: str, target: int,
             "reward_mode": sample.reward_mode,
             "lbp_task": sample.lbp_task,
             "question": sample.question,
+            "instruction": instruction,
             "task_type": task.name,
             "split": split,
             "index": 0,
@@ -46,6 +48,7 @@ def make_row(sample: Sample, ctx: Context, *, split: str, uid: str, target: int,
             "provenance": [
                 {
                     "id": b.doc.id,
+                    "domain": b.doc.domain,
                     "role": b.role,
                     "package": b.doc.provenance.get("package", ""),
                     "version": b.doc.provenance.get("version", ""),

@@ -36,6 +36,13 @@ if TYPE_CHECKING:
 TASK = "comprehension"
 
 
+def _longest(options: list[str], gold: str) -> bool:
+    """Whether the gold is among the longest options while lengths differ (a surface cue a
+    blind guess exploits; with equal lengths the balanced letter decides)."""
+    lengths = {len(o) for o in options}
+    return len(lengths) > 1 and len(gold) == max(lengths)
+
+
 def _mc_answer(letter: str) -> str:
     return f"The correct answer is ({letter})"
 
@@ -43,17 +50,22 @@ def _mc_answer(letter: str) -> str:
 def most_mentions_choice(ctx: "Context", env: Env) -> Sample:
     require_sections(ctx, 4)
     counts = section_counts(ctx)
-    picks = env.rng.sample(range(len(ctx.blocks)), 4)
-    words = sorted({w for i in picks for w, n in counts[i].items() if len(w) >= 4 and w.isalpha()})
-    env.rng.shuffle(words)
-    for word in words:
-        values = [counts[i][word] for i in picks]
-        best = max(values)
-        if values.count(best) == 1 and best >= 2 and sum(v > 0 for v in values) >= 3:
-            break
+    for _ in range(8):
+        picks = env.rng.sample(range(len(ctx.blocks)), 4)
+        words = sorted({w for i in picks for w, n in counts[i].items() if len(w) >= 4 and w.isalpha()})
+        env.rng.shuffle(words)
+        for word in words:
+            values = [counts[i][word] for i in picks]
+            best = max(values)
+            titles = [ctx.blocks[i].doc.title for i in picks]
+            if values.count(best) == 1 and best >= 2 and sum(v > 0 for v in values) >= 3 \
+                    and not _longest(titles, titles[values.index(best)]):
+                break
+        else:
+            continue
+        break
     else:
         raise ConstructionError("no word with a strict most-frequent section among four")
-    titles = [ctx.blocks[i].doc.title for i in picks]
     gold_title = titles[values.index(best)]
     options, letter = place_gold(titles, gold_title, env)
     question = letters_question(
@@ -81,8 +93,13 @@ def table_extreme_choice(ctx: "Context", env: Env) -> Sample:
     distinct = [rows[0] for rows in by_value.values() if len(rows) == 1]
     if len(distinct) < 4:
         raise ConstructionError("fewer than four rows with distinct values")
-    chosen = env.rng.sample(distinct, 4)
-    best = max(chosen, key=lambda r: number(r[col]))
+    for _ in range(12):
+        chosen = env.rng.sample(distinct, 4)
+        best = max(chosen, key=lambda r: number(r[col]))
+        if not _longest([r[table.key] for r in chosen], best[table.key]):
+            break
+    else:
+        raise ConstructionError("the largest row's key is always the longest option")
     keys = [r[table.key] for r in chosen]
     options, letter = place_gold(keys, best[table.key], env)
     question = letters_question(

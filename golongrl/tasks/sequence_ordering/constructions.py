@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from golongrl.construct import (
+    ITEMS_IN_ORDER,
     WORD_DEFINITION,
     ConstructionError,
     ConstructionSpec,
@@ -63,7 +64,7 @@ def section_words_in_order(ctx: "Context", env: Env) -> Sample:
         TASK, "section_words_in_order", question, ground_truth(doc_ids=hits, language=env.language),
         list_answer(hits), _WORDS, lbp_task=_WORDS, evidence=hits,
         checks=[("first appearances increase", all(a < b for a, b in zip(firsts, firsts[1:])))],
-        answer_offset=ctx.blocks[i].start,
+        answer_offset=ctx.blocks[i].start, instruction=ITEMS_IN_ORDER,
     )
 
 
@@ -94,7 +95,7 @@ def table_rows_by_value(ctx: "Context", env: Env) -> Sample:
         list_answer(ordered), _ROWS, lbp_task=_ROWS, evidence=[row_line(r) for r in hits],
         checks=[("order keys distinct", len({number(r[col]) for r in hits}) == len(hits)),
                 ("exactly these rows", len(hits) == sum(number(r[filt]) >= threshold for r in table.rows))],
-        answer_offset=ctx.text.find(row_line(hits[0])),
+        answer_offset=ctx.text.find(row_line(hits[0])), instruction=ITEMS_IN_ORDER,
     )
 
 

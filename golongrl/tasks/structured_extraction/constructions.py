@@ -15,6 +15,7 @@ import json
 from typing import TYPE_CHECKING
 
 from golongrl.construct import (
+    TABLE_ROWS_AS_ASKED,
     WORD_DEFINITION,
     ConstructionError,
     ConstructionSpec,
@@ -75,7 +76,7 @@ def multi_table_filter(ctx: "Context", env: Env) -> Sample:
         lbp_task="T8.1 Structured Multi-Source Consistency Verification", evidence=evidence,
         checks=[(f"row {row[1]} in its table", any(row_line(r) in t.block.text for t in picked for r in t.rows if r[t.key] == row[1]))
                 for row in data],
-        answer_offset=ctx.text.find(evidence[0]) if evidence else None,
+        answer_offset=ctx.text.find(evidence[0]) if evidence else None, instruction=TABLE_ROWS_AS_ASKED,
     )
 
 
@@ -97,6 +98,7 @@ def section_term_table(ctx: "Context", env: Env) -> Sample:
         TASK, "section_term_table", question, ground_truth(label=label, language=env.language), answer, TASK,
         lbp_task="T8.2 Single-Source Targeted Aggregation", evidence=[f"# {b.doc.title}" for b in ctx.blocks],
         checks=[("one row per section", len(data) == len(ctx.blocks))], answer_offset=ctx.blocks[0].start,
+        instruction=TABLE_ROWS_AS_ASKED,
     )
 
 

@@ -63,6 +63,8 @@ def value_row_match(ctx: "Context", env: Env) -> Sample:
         for col in range(len(table.header)):
             if col == table.key:
                 continue
+            if any(r[col] == r[table.key] for r in table.rows):
+                continue  # a column that repeats the key would answer itself
             unique = [r for r in table.rows if r[col].strip() and sum(x[col] == r[col] for x in table.rows) == 1]
             if len(unique) >= 3:
                 options.append((table, col, unique))
