@@ -182,8 +182,9 @@ class DataConfig(_Strict):
         return self.tasks.get(task, self.samples_per_task)
 
     def fingerprint(self) -> str:
-        """Hash of everything that shapes the output (resume refuses a changed config)."""
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Hash of everything that shapes the output (resume refuses a changed config);
+        ``workers`` does not, so a build may resume with another worker count."""
+        payload = json.dumps(self.model_dump(mode="json", exclude={"workers"}), sort_keys=True)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 

@@ -42,7 +42,7 @@ from golongrl.data.corpus import (
     ingest_folder,
     load_default_corpus,
 )
-from golongrl.data.io import atomic_output, dumps_record, write_records
+from golongrl.data.io import atomic_output, dumps_record, read_records, write_records
 from golongrl.data.rows import make_row
 from golongrl.data.schema import DataError
 from golongrl.data.tokens import get_counter
@@ -424,8 +424,6 @@ def build_dataset(
             def all_rows() -> Iterator[dict[str, Any]]:
                 yield from rows()
                 if config.llm.enabled:
-                    from golongrl.data.io import read_records
-
                     yield from (r for _, r in read_records(work / "llm-rows.jsonl"))
 
             verdicts, refine_report = refine(config, all_rows, counter, work, bar)
@@ -484,6 +482,12 @@ def _write_outputs(
             for reason in entry.get("failures", []):
                 handle.write(dumps_record({"key": entry["key"], "reason": reason, "built": entry["row"] is not None}) + "\n")
                 name = reason.split(" on ", 1)[0]
+                failure_counts[name] = failure_counts.get(name, 0) + 1
+        llm_failures = out / WORK_DIR / "llm-failures.jsonl"
+        if config.llm.enabled and llm_failures.exists():
+            for _, item in read_records(llm_failures):
+                handle.write(dumps_record(item) + "\n")
+                name = item["reason"].split(" on ", 1)[0]
                 failure_counts[name] = failure_counts.get(name, 0) + 1
     write_records(out / "documents.jsonl", [d.metadata() for d in docs])
     files += ["documents.jsonl", "failures.jsonl", "report.json"]
