@@ -11,6 +11,7 @@ context finds.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from golongrl.construct import (
@@ -51,10 +52,12 @@ def sentence_section(ctx: "Context", env: Env) -> Sample:
 
 def table_cell_lookup(ctx: "Context", env: Env) -> Sample:
     found = tables(ctx)
-    cells = [
-        (t, r, c) for t in found for r in t.rows for c in range(len(t.header))
-        if c != t.key and r[c].strip() and sum(x[c] == r[c] for x in t.rows) == 1
-    ]
+    cells = []
+    for t in found:
+        for c in range(len(t.header)):
+            if c != t.key:
+                seen = Counter(r[c] for r in t.rows)
+                cells += [(t, r, c) for r in t.rows if r[c].strip() and seen[r[c]] == 1]
     if not cells:
         raise ConstructionError("no cell with a value unique in its column")
     table, row, col = depth_pick(cells, [ctx.text.find(row_line(r)) for _, r, _ in cells], ctx, env)

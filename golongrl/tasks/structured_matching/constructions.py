@@ -11,6 +11,7 @@ genre do not give the match away; excerpts are whole sentences.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from golongrl.construct import (
@@ -65,7 +66,8 @@ def value_row_match(ctx: "Context", env: Env) -> Sample:
                 continue
             if any(r[col] == r[table.key] for r in table.rows):
                 continue  # a column that repeats the key would answer itself
-            unique = [r for r in table.rows if r[col].strip() and sum(x[col] == r[col] for x in table.rows) == 1]
+            seen = Counter(r[col] for r in table.rows)
+            unique = [r for r in table.rows if r[col].strip() and seen[r[col]] == 1]
             if len(unique) >= 3:
                 options.append((table, col, unique))
     if not options:
