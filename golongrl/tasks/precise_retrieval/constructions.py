@@ -55,9 +55,10 @@ def table_cell_lookup(ctx: "Context", env: Env) -> Sample:
     cells = []
     for t in found:
         for c in range(len(t.header)):
-            if c != t.key:
+            if c != t.key and any(r[c] != r[t.key] for r in t.rows):
                 seen = Counter(r[c] for r in t.rows)
-                cells += [(t, r, c) for r in t.rows if r[c].strip() and seen[r[c]] == 1]
+                # A value equal to its row's key would be named by the question itself.
+                cells += [(t, r, c) for r in t.rows if r[c].strip() and seen[r[c]] == 1 and r[c] != r[t.key]]
     if not cells:
         raise ConstructionError("no cell with a value unique in its column")
     table, row, col = depth_pick(cells, [ctx.text.find(row_line(r)) for _, r, _ in cells], ctx, env)
