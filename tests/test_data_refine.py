@@ -10,7 +10,7 @@ import pytest
 import golongrl.inference
 from golongrl.data.config import CalibrationConfig, DataConfig
 from golongrl.data.decontam import build_index, decontaminate
-from golongrl.data.refine import refine, stage_one_label, stage_two_label
+from golongrl.data.refine import probe_threshold, refine, stage_one_label, stage_two_label
 from golongrl.data.schema import DataError
 from golongrl.data.tokens import get_counter
 from golongrl.data.verify import reference_response
@@ -123,7 +123,7 @@ def test_probe_threshold_follows_each_metrics_blind_baseline(tmp_path: Path) -> 
             return [Generation(texts=["The correct answer is (A)"] * r.sampling.n) for r in requests]
 
     verdicts, report = refine(config, _source(rows), get_counter("smollm2"), tmp_path, backends={"guess-a": GuessA()})
-    assert report["shortcut_probe"]["threshold"]["comprehension"] >= 0.25 + 0.1 - 1e-9
+    assert report["shortcut_probe"]["threshold"]["comprehension"] == pytest.approx(0.25 + 0.1)
     assert verdicts.dropped() == {"shortcut": 1}  # only the row whose gold is A, answered 4/4
     assert not verdicts.keep(rows[0]) and all(verdicts.keep(r) for r in rows[1:])
 
@@ -162,6 +162,13 @@ def test_calibration_streams_to_disk_and_resumes_after_a_crash(tmp_path: Path) -
     verdicts, report = refine(config, _source(rows), get_counter("smollm2"), tmp_path, backends={"flaky": healthy})
     assert healthy.asked == [f"Streamed question {i}?" for i in (4, 5, 6)]  # only what was missing
     assert report["difficulty"] == {"easy": 7} and all(verdicts.keep(r) for r in rows)
+
+
+def test_probe_threshold_is_not_lifted_by_a_lucky_strategy_on_few_rows() -> None:
+    # One multiple-choice row: the constant letter matching its gold scores 1.0.
+    assert probe_threshold({"constant_A": 1.0, "constant_B": 0.0}, 1, "comprehension", 0.1) < 0.45
+    assert probe_threshold({"constant_A": 0.26}, 10_000, "comprehension", 0.1) == pytest.approx(0.36, abs=1e-3)
+    assert probe_threshold({"echo_question": 0.0}, 50, "precise_retrieval", 0.1) == pytest.approx(0.1)
 
 
 def test_thinking_budget_adds_tokens_and_demands_a_closed_think_block(tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ resumes where the logs end.
 Shortcut probe: the question is asked without its context. A row is dropped when its pass
 rate exceeds its task's *gold-independent baseline* (the best mean reward of the lazy
 strategies of ``Task.baselines`` over the build's rows of that task, as ``golongrl audit``
-reports it) by more than ``shortcut_probe.margin``. A fixed cut-off would ignore that a blind
+reports it, shrunk toward the task's chance on few rows) by more than
+``shortcut_probe.margin``. A fixed cut-off would ignore that a blind
 answer already earns ~0.5 pairwise accuracy but 0 exact match.
 
 Difficulty rule (spec §4; thresholds in :class:`~golongrl.data.config.CalibrationConfig`):
@@ -56,8 +57,9 @@ def lazy_responses(row: dict[str, Any]) -> dict[str, str]:
     return dict(get_task(row["extra_info"]["task_type"]).baselines(row))
 
 
-def baseline_means(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Per task, the mean hardened reward of each lazy strategy over ``rows``."""
+def baseline_means(rows: Iterable[dict[str, Any]]) -> tuple[dict[str, dict[str, float]], dict[str, int]]:
+    """Per task, the mean hardened reward of each lazy strategy over ``rows``, and the number
+    of rows of each task."""
     from golongrl.rewards import compute_score
 
     sums: dict[str, dict[str, float]] = {}
@@ -69,7 +71,24 @@ def baseline_means(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, float]
         for name, text in lazy_responses(row).items():
             score = compute_score(row["data_source"], text, row["reward_model"]["ground_truth"], row["extra_info"])
             per[name] = per.get(name, 0.0) + score
-    return {t: {n: v / counts[t] for n, v in sorted(per.items())} for t, per in sums.items()}
+    return {t: {n: v / counts[t] for n, v in sorted(per.items())} for t, per in sums.items()}, counts
+
+
+#: Pseudo-rows at the task's chance level that the best lazy strategy's mean is shrunk with: on
+#: a handful of rows the best of several strategies is lucky (one multiple-choice row makes
+#: some constant letter score 1.0), which would put the cut-off out of reach.
+PRIOR_ROWS = 20
+
+
+def probe_threshold(means: dict[str, float], rows: int, task: str, margin: float) -> float:
+    """The shortcut probe's cut-off for ``task``: its best lazy strategy's mean reward, shrunk
+    toward the task's chance level by :data:`PRIOR_ROWS`, never below chance, plus ``margin``."""
+    from golongrl.tasks import get_task
+
+    chance = float(get_task(task).chance)
+    best = max(means.values(), default=0.0)
+    shrunk = (best * rows + chance * PRIOR_ROWS) / (rows + PRIOR_ROWS)
+    return max(chance, shrunk) + margin
 
 
 @dataclass
@@ -231,8 +250,8 @@ def refine(config: DataConfig, rows: RowSource, counter: Any, work: Path, bar: A
         }
     if config.shortcut_probe.enabled:
         sp = config.shortcut_probe
-        baselines = baseline_means(alive())
-        thresholds = {t: max(per.values(), default=0.0) + sp.margin for t, per in baselines.items()}
+        baselines, counts = baseline_means(alive())
+        thresholds = {t: probe_threshold(per, counts[t], t, sp.margin) for t, per in baselines.items()}
         spec = RolloutSpec("shortcut", sp.policy, sp.rollouts, 1.0, sp.max_new_tokens, batch_size=sp.batch_size)
         rates = stream_pass_rates(spec, alive(), question_only, work / "shortcut.jsonl", seed=config.seed,
                                   bar=bar, backend=backends.get(sp.policy))
@@ -297,6 +316,7 @@ __all__ = [
     "RolloutSpec",
     "Verdicts",
     "baseline_means",
+    "probe_threshold",
     "calibrate",
     "full_prompt",
     "lazy_responses",
