@@ -55,8 +55,9 @@ def exclusive_words(ctx: "Context", env: Env) -> Sample:
     i, length, hits = depth_pick(options, [ctx.blocks[o[0]].start for o in options], ctx, env)
     title = ctx.blocks[i].doc.title
     question = (
-        f'List every word of at least {length} letters that occurs in the section "{title}" and in no other '
-        f"section of the context (section headings do not count). Give each word once, as written. {WORD_DEFINITION}"
+        f'List every word of at least {length} letters, made of letters only (no digit, apostrophe or hyphen), that '
+        f'occurs in the section "{title}" and in no other section of the context (section headings do not count). '
+        f"Give each word once, as written. {WORD_DEFINITION}"
     )
     others = [c for j, c in enumerate(counts) if j != i]
     return Sample(

@@ -55,8 +55,9 @@ def section_words_in_order(ctx: "Context", env: Env) -> Sample:
     i, length, hits = depth_pick(options, [ctx.blocks[o[0]].start for o in options], ctx, env)
     title = ctx.blocks[i].doc.title
     question = (
-        f'List every distinct word of at least {length} letters in the section "{title}" (not its heading), in the '
-        f"order of each word's first appearance in that section. {WORD_DEFINITION}"
+        f'List every distinct word of at least {length} letters, made of letters only (no digit, apostrophe or '
+        f'hyphen), in the section "{title}" (not its heading), in the order of each word\'s first appearance in '
+        f"that section. {WORD_DEFINITION}"
     )
     body = block_body(ctx.blocks[i])
     firsts = [next(k for k, w in enumerate(words(body)) if w == h) for h in hits]
