@@ -44,6 +44,7 @@ from golongrl.data.corpus import (
 )
 from golongrl.data.io import atomic_output, dumps_record, read_records, write_records
 from golongrl.data.rows import make_row
+from golongrl.data.refine import RowSource, Verdicts, refine
 from golongrl.data.schema import DataError
 from golongrl.data.tokens import get_counter
 from golongrl.data.verify import verify_row
@@ -404,12 +405,6 @@ def build_dataset(
 
         log = SampleLog(work / "samples.jsonl")
         try:
-            def rows() -> Iterator[dict[str, Any]]:
-                for item in plan:
-                    row = log.get(_key(item))["row"]
-                    if row is not None:
-                        yield row
-
             if config.llm.enabled:
                 from golongrl.data.llm import build_llm_samples
 
@@ -419,15 +414,17 @@ def build_dataset(
                 write_records(work / "llm-failures.jsonl", llm_failures)
                 bar.advance(phase)
 
-            from golongrl.data.refine import refine
-
-            def all_rows() -> Iterator[dict[str, Any]]:
-                yield from rows()
+            def rows() -> Iterator[dict[str, Any]]:
+                """Every built row, rule-based in plan order then LLM-backed, read from disk."""
+                for item in plan:
+                    row = log.get(_key(item))["row"]
+                    if row is not None:
+                        yield row
                 if config.llm.enabled:
                     yield from (r for _, r in read_records(work / "llm-rows.jsonl"))
 
-            verdicts, refine_report = refine(config, all_rows, counter, work, bar)
-            return _write_outputs(config, out, plan, log, all_rows, docs, skipped, verdicts, refine_report)
+            verdicts, refine_report = refine(config, rows, counter, work, bar)
+            return _write_outputs(config, out, plan, log, rows, docs, skipped, verdicts, refine_report)
         finally:
             log.close()
 
@@ -442,10 +439,10 @@ def _write_outputs(
     out: Path,
     plan: list[tuple[str, str, int, int]],
     log: SampleLog,
-    rows: Any,
+    rows: RowSource,
     docs: list[Document],
     skipped: list[Skipped],
-    verdicts: Any,
+    verdicts: Verdicts,
     refine_report: dict[str, Any],
 ) -> BuildResult:
     """Stream the kept rows of each split to its files; failures and the report beside them."""
