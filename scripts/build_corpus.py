@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from golongrl.data.tokens import get_counter  # noqa: E402
-from golongrl.data.text import html_to_text, normalize_text, split_sentences, unwrap_paragraphs  # noqa: E402
+from golongrl.text import html_to_text, normalize_text, split_sentences, unwrap_paragraphs  # noqa: E402
 
 OUT = REPO / "golongrl" / "data" / "corpus"
 DEFAULT_TOKENIZER = "smollm2"

@@ -56,7 +56,7 @@ def test_two_correctly_ordered_items_do_not_pay() -> None:
     row = lbp("sequence_ordering", GOLD_ITEMS)
     faithful, hardened = both(think("[Answer]\nalpha\nzeta"), row)
     assert faithful == 1.0
-    assert hardened == pytest.approx(1 / 15)
+    assert hardened == 0.0  # not an ordering of every item
 
 
 def test_repeating_the_gold_does_not_pay() -> None:
@@ -138,11 +138,11 @@ def test_table_cells_compare_by_value_and_last_answer_block_counts() -> None:
     assert both(two_blocks, row) == (0.0, 1.0)
 
 
-def test_ranking_keeps_the_first_position_of_a_repeated_line() -> None:
+def test_ranking_with_a_repeated_line_is_no_permutation() -> None:
     row = ROWS["graded_ranking"]
-    repeated = think("[Answer]\n" + "\n".join(GOLD_ITEMS[:4]) + "\nalpha")
+    repeated = think("[Answer]\n" + "\n".join(GOLD_ITEMS) + "\nalpha")
     faithful, hardened = both(repeated, row)
-    assert hardened == 1.0 > faithful
+    assert hardened == 0.0 < faithful
 
 
 @pytest.mark.parametrize(
@@ -166,11 +166,10 @@ def test_malformed_ground_truth_raises_naming_field_and_task(row: dict, message:
         compute_score(solution_str="</think>x", **row)
 
 
-def test_faithful_summary_needs_the_language_field() -> None:
+def test_faithful_summary_without_the_language_field_is_a_scorer_error() -> None:
     row = lbp("summarization", ["a summary"])
     del row["ground_truth"]["summary"]
-    with pytest.raises(GroundTruthError, match="summarization.*summary"):
-        compute_score(solution_str="</think>x", **row, mode="faithful")
+    assert reason("</think>a summary", row, mode="faithful") == "error"  # the reference raises
     assert compute_score(solution_str="a summary", **row) == 1.0
 
 

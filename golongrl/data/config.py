@@ -48,14 +48,15 @@ class CorpusConfig(_Strict):
 class ContextConfig(_Strict):
     """Context assembly: lengths in target-tokenizer tokens and the answer's depth."""
 
-    train_lengths: list[int] = Field(default_factory=lambda: [384, 768, 1536], description="Cycled per sample.")
-    eval_lengths: list[int] = Field(default_factory=lambda: [512, 1024, 2048])
+    train_lengths: list[int] = Field(default_factory=lambda: [1024, 2048, 4096], description="Cycled per sample.")
+    eval_lengths: list[int] = Field(default_factory=lambda: [2048, 4096])
     position: float | Literal["uniform"] | None = Field(
         "uniform", description="Answer depth 0-1, 'uniform' (spread evenly over samples) or null (random)."
     )
-    main_share: float = Field(1.0, gt=0, le=1, description="Cap on the main document's share of a context.")
-    multi_document_share: float = Field(0.5, gt=0, lt=1, description="Main share for multi-document tasks.")
-    tolerance: float = Field(0.005, gt=0, le=0.01, description="Allowed relative length error.")
+    tolerance: float = Field(
+        0.005, gt=0, le=0.01,
+        description="Allowed relative length error (contexts of whole table rows may use up to 1 %).",
+    )
 
     @field_validator("train_lengths", "eval_lengths")
     @classmethod
@@ -104,7 +105,11 @@ class CalibrationConfig(_Strict):
     large_policy: str | None = None
     rollouts: int = Field(4, ge=1)
     temperature: float = Field(1.0, ge=0)
-    max_new_tokens: int = Field(128, ge=1)
+    max_new_tokens: int = Field(128, ge=1, description="Tokens for the answer.")
+    thinking_budget: int = Field(
+        0, ge=0, description="Extra tokens for a <think> block; > 0 also demands the block be closed."
+    )
+    batch_size: int = Field(16, ge=1, description="Rows per backend call; each batch is logged when it returns.")
     easy_min: float = Field(0.8, ge=0, le=1)
     medium_min: float = Field(0.2, ge=0, le=1)
     large_medium_min: float = Field(0.5, ge=0, le=1)
@@ -128,7 +133,11 @@ class ShortcutConfig(_Strict):
     policy: str = "tiny"
     rollouts: int = Field(2, ge=1)
     max_new_tokens: int = Field(64, ge=1)
-    max_pass_rate: float = Field(0.5, ge=0, le=1, description="Drop when the no-context pass rate exceeds this.")
+    margin: float = Field(
+        0.1, ge=0, le=1,
+        description="Drop a row whose no-context pass rate exceeds its task's best lazy-strategy mean by this.",
+    )
+    batch_size: int = Field(16, ge=1, description="Rows per backend call; each batch is logged when it returns.")
 
 
 class DecontaminationConfig(_Strict):
@@ -150,6 +159,7 @@ class DataConfig(_Strict):
     tasks: dict[str, int] = Field(default_factory=dict, description="Per-task train counts (override).")
     eval_fraction: float = Field(0.25, ge=0, lt=1, description="Share of each domain's documents held out.")
     max_attempts: int = Field(12, ge=1, description="Construction tries per sample before giving up.")
+    workers: int = Field(1, ge=1, description="Processes building samples (forked; output is identical).")
     formats: list[Literal["jsonl", "parquet"]] = Field(default_factory=lambda: ["jsonl", "parquet"])
     corpus: CorpusConfig = Field(default_factory=CorpusConfig)
     context: ContextConfig = Field(default_factory=ContextConfig)
@@ -172,8 +182,9 @@ class DataConfig(_Strict):
         return self.tasks.get(task, self.samples_per_task)
 
     def fingerprint(self) -> str:
-        """Hash of everything that shapes the output (resume refuses a changed config)."""
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Hash of everything that shapes the output (resume refuses a changed config);
+        ``workers`` does not, so a build may resume with another worker count."""
+        payload = json.dumps(self.model_dump(mode="json", exclude={"workers"}), sort_keys=True)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 

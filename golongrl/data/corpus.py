@@ -30,7 +30,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from golongrl.data.text import count_words, html_to_text, normalize_text, unwrap_paragraphs
+from golongrl.text import count_words, html_to_text, normalize_text, unwrap_paragraphs
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from golongrl.data.assembly import AssemblyError, Context, UnitCache, assemble_context
 from golongrl.data.config import DataConfig
-from golongrl.data.constructions import REWARD_MODES, Sample, ground_truth
+from golongrl.construct import Sample, ground_truth
 from golongrl.data.corpus import Document
 from golongrl.data.verify import verify_row
 
@@ -69,7 +69,7 @@ def parse_reply(task: str, text: str, ctx: Context) -> tuple[Sample | None, str 
             return None, "summary is copied from the context"
         question = f'Summarise the passage from "{ctx.main.doc.title}" in the text above in 2-4 sentences.'
         return Sample("summarization", "llm_summary", question, ground_truth(doc_ids=[summary]), "[Answer]\n" + summary,
-                      REWARD_MODES["held_out_description"], checks=[("summary not copied", summary not in ctx.text)],
+                      "T4.1 Global-Coverage Constrained Summary", checks=[("summary not copied", summary not in ctx.text)],
                       answer_offset=ctx.main.start), None
     question, evidence = data.get("question"), data.get("evidence")
     if not isinstance(question, str) or not question.strip() or not isinstance(evidence, str) or not evidence.strip():
@@ -101,7 +101,7 @@ def build_llm_samples(
     config: DataConfig, splits: dict[str, list[Document]], cache: UnitCache, work: Path
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Construct, ask, parse and verify the configured LLM-backed samples (train split)."""
-    from golongrl.data.pipeline import make_row
+    from golongrl.data.rows import make_row
     from golongrl.inference import GenerationRequest, SamplingParams, chat, make_backend
     from golongrl.inference.models import cache_dir
 

@@ -24,10 +24,10 @@ bad row fails here, with its file, row and field, rather than as a silent zero r
 from __future__ import annotations
 
 import json
-import math
 from os import PathLike
 from typing import Any, Mapping
 
+from golongrl.rewards.ground_truth import GroundTruthError
 from golongrl.tasks import TASK_TYPES, UnknownTaskError, get_task, resolve_task
 
 #: Chat roles a prompt message may carry (the roles chat templates understand).
@@ -166,45 +166,23 @@ def _check_prompt(prompt: Any, source: Any, row: int | None) -> None:
 
 
 def _check_ground_truth(
-    task_name: str, gt: Any, source: Any, row: int | None, *, lbp: bool = False
+    task_name: str, gt: Any, source: Any, row: int | None,
+    extra_info: Mapping[str, Any] | None = None, data_source: str | None = None,
 ) -> None:
-    task = get_task(task_name)
-    field = "reward_model.ground_truth"
-    if task.name == "numerical_reasoning" and isinstance(gt, (str, int, float)):
-        # The reference math scorer accepts a bare gold string as well as {golden_label}.
-        if isinstance(gt, float) and not math.isfinite(gt):
-            raise _fail("is not a finite number", field, source, row)
-        if not str(gt).strip():
-            raise _fail("is empty", field, source, row)
-        return
-    if not isinstance(gt, Mapping):
-        raise _fail(
-            f"must be an object with doc_ids / golden_label / summary, got {type(gt).__name__}",
-            field,
-            source,
-            row,
-        )
-    # Every LongBench-Pro metric, Accuracy included (comprehension's T3.x / T11.x modes), reads
-    # doc_ids; comprehension's own `selection` rows read golden_label.
-    if task.ground_truth_field == "doc_ids" or lbp:
-        _check_str_list(gt.get("doc_ids"), f"{field}.doc_ids", source, row)
-        summary = gt.get("summary")
-        if summary is not None and not isinstance(summary, str):
-            raise _fail("must be a string when present", f"{field}.summary", source, row)
-        return
-    label = gt.get("golden_label")
-    lfield = f"{field}.golden_label"
-    if task.name == "numerical_reasoning" and isinstance(label, (int, float)):
-        label = str(label)
-    if not isinstance(label, str) or not label.strip():
-        raise _fail(f"{task.name} needs a non-empty string gold", lfield, source, row)
-    if task.name == "structured_extraction":
-        try:
-            table = json.loads(label)
-        except json.JSONDecodeError as exc:
-            raise _fail(f"is not valid JSON ({exc.msg})", lfield, source, row) from None
-        if not isinstance(table, Mapping) or not isinstance(table.get("data"), list):
-            raise _fail('must be JSON of the form {"data": [[...], ...]}', lfield, source, row)
+    """The task's own gold parser (the one the scorer uses) decides; its error names the field.
+    ``extra_info`` and ``data_source`` select the gold field where the route does (LongBench-Pro
+    Accuracy rows of comprehension read ``doc_ids``, its ``selection`` rows ``golden_label``)."""
+    try:
+        get_task(task_name).parse_gold(gt, extra_info, data_source=data_source)
+    except GroundTruthError as exc:
+        raise _fail(str(exc), _gold_field(str(exc)), source, row) from None
+
+
+def _gold_field(message: str) -> str:
+    for name in ("doc_ids", "golden_label", "summary"):
+        if name in message:
+            return f"reward_model.ground_truth.{name}"
+    return "reward_model.ground_truth"
 
 
 def validate_record(
@@ -259,9 +237,10 @@ def validate_record(
     style = reward_model.get("style")
     if style is not None and not isinstance(style, str):
         raise _fail("must be a string when present", "reward_model.style", source, row)
-    _check_ground_truth(
-        task_name, reward_model["ground_truth"], source, row, lbp=data_source == "longbench_pro"
-    )
+    _check_ground_truth(task_name, reward_model["ground_truth"], source, row, extra_info, data_source)
+    # Resolved once here and carried, so scorers that see only extra_info (verl's signature)
+    # score a row that only its ability string labels.
+    rec["extra_info"] = {**extra_info, "task_type": task_name}
     return rec
 
 

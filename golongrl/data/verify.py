@@ -27,20 +27,14 @@ def gold_response(answer: str) -> str:
 def reference_response(row: Mapping[str, Any]) -> str:
     """A correct response built from a row's stored gold alone, in the format its prompt asks
     for (used by tests and diagnostics to re-check a dataset independently of how it was
-    constructed)."""
+    constructed): the task's :meth:`~golongrl.tasks.Task.reference_response` after a closed
+    think block."""
     from golongrl.data.schema import record_task
 
     task = get_task(record_task(row))
-    gt = row["reward_model"]["ground_truth"]
-    label = gt if isinstance(gt, str) else str(gt.get("golden_label") or "")
-    if task.ground_truth_field == "doc_ids":
-        return gold_response("[Answer]\n" + "\n".join(gt["doc_ids"]))
-    body = {
-        "comprehension": f"The correct answer is ({label})",
-        "numerical_reasoning": f"\\boxed{{{label}}}",
-        "structured_extraction": f"<answer>{label}</answer>",
-    }.get(task.name, label)
-    return gold_response(body)
+    gold = task.parse_gold(row["reward_model"]["ground_truth"], row.get("extra_info"),
+                           data_source=row.get("data_source"))
+    return gold_response(task.reference_response(gold))
 
 
 def verify_row(row: Mapping[str, Any], context: str, answer: str, evidence: list[str],

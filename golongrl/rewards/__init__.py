@@ -1,22 +1,42 @@
 """Rewards for the nine task types: ``compute_score`` (verl's signature) and ``score_batch``.
 
 Two modes: ``faithful`` reproduces the GoLongRL reference scorer exactly (quirks included);
-``hardened`` (default) closes the reward-hacking holes listed in docs/rewards.md.  Model text
-is never trusted: any string scores in [0, 1] without raising; malformed ground truth raises
+``hardened`` (default) pays only for doing the task (docs/rewards.md).  Model text is never
+trusted: any string scores in [0, 1] without raising; malformed ground truth raises
 :class:`GroundTruthError`.
+
+The names below load on first use, so that the metric primitives in this package
+(:mod:`golongrl.rewards.metrics`, ``lcs``, ``text``), which :mod:`golongrl.tasks` builds on,
+import without pulling in the scorer, which dispatches to the tasks.
 """
 
-from golongrl.rewards.batch import ScoreRequest, ScoreResult, close_pool, score_batch
-from golongrl.rewards.ground_truth import GroundTruthError
-from golongrl.rewards.scoring import MODES, ScoreOptions, compute_score
+from __future__ import annotations
 
-__all__ = [
-    "MODES",
-    "GroundTruthError",
-    "ScoreOptions",
-    "ScoreRequest",
-    "ScoreResult",
-    "close_pool",
-    "compute_score",
-    "score_batch",
-]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "MODES": "golongrl.rewards.options",
+    "ScoreOptions": "golongrl.rewards.options",
+    "GroundTruthError": "golongrl.rewards.ground_truth",
+    "compute_score": "golongrl.rewards.scoring",
+    "ScoreRequest": "golongrl.rewards.batch",
+    "ScoreResult": "golongrl.rewards.batch",
+    "close_pool": "golongrl.rewards.batch",
+    "score_batch": "golongrl.rewards.batch",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'golongrl.rewards' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

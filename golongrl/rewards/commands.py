@@ -46,10 +46,10 @@ def score_files(
     prompt can share an index.
     """
     from golongrl.data.io import read_records
-    from golongrl.data.schema import DataError, normalize_record
+    from golongrl.data.schema import DataError, validate_record
     from golongrl.rewards.batch import ScoreRequest, score_batch
 
-    rows = [normalize_record(row, source=data, row=n) for n, row in read_records(data)]
+    rows = [validate_record(row, source=data, row=n) for n, row in read_records(data)]
     pairs = _load_responses(responses)
     requests = []
     for line, (index, response) in enumerate(pairs, start=1):
@@ -152,3 +152,66 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         with atomic_output(target, "w") as handle:
             json.dump(report, handle, ensure_ascii=False, indent=1)
         typer.echo(f"wrote {target}")
+
+    @app.command("audit")
+    def audit(
+        data: Path = typer.Argument(
+            ..., help="Dataset rows (.jsonl/.parquet) or a built dataset folder (all its splits)."
+        ),
+        mode: str = typer.Option("hardened", help=f"Scoring mode: {' or '.join(MODES)}."),
+        out: Path = typer.Option(
+            None, "--output", "--out", "-o",
+            help="Folder for audit.json and audit.png (default: DATA's folder / audit).",
+        ),
+        model: str = typer.Option(
+            None, "--model",
+            help="Also probe a policy without the context (a make_backend spec: tiny, smollm2, "
+            "openai:URL#model).",
+        ),
+        gate: float = typer.Option(
+            0.3, help="Flag a strategy whose mean reward exceeds max(task chance, GATE)."
+        ),
+        probe_tokens: int = typer.Option(128, help="Max new tokens of the context-free probe."),
+    ) -> None:
+        """Score gold-independent strategies on every task; flag any the reward pays.
+
+        Prints a table per task (each strategy's mean reward beside the gold's), writes
+        audit.json and audit.png, and exits with status 1 if anything is flagged.
+        """
+        from rich.console import Console
+        from rich.table import Table
+
+        from golongrl.audit import audit_rows, report, rows_of, write_report
+        from golongrl.data.schema import DataError
+
+        if mode not in MODES:
+            raise typer.BadParameter(f"must be one of {', '.join(MODES)}", param_hint="--mode")
+        try:
+            rows = rows_of(data)
+        except (DataError, FileNotFoundError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=2) from None
+        backend = None
+        if model:
+            from golongrl.inference import make_backend
+
+            backend = make_backend(model)
+        audits = audit_rows(rows, mode=mode, gate=gate, backend=backend,
+                            probe_tokens=probe_tokens, progress=True)
+        result = report(audits, data=str(data), mode=mode, gate=gate)
+        console = Console()
+        for name, a in audits.items():
+            table = Table(title=f"{name}: {a.rows} rows, threshold {a.threshold:.2f}")
+            for column in ("strategy", "rows", "mean reward", ""):
+                table.add_column(column, justify="left" if column in ("strategy", "") else "right")
+            table.add_row("gold", str(a.rows), f"{a.gold:.3f}", "[red]LOW[/]" if "gold" in a.flagged else "")
+            for strategy, (mean, n) in a.strategies.items():
+                flag = "[red]PAID[/]" if strategy in a.flagged else ""
+                table.add_row(strategy, str(n), f"{mean:.3f}", flag)
+            console.print(table)
+        target = out or (data if data.is_dir() else data.parent) / "audit"
+        json_path, png_path = write_report(result, audits, target)
+        verdict = "passed" if result["passed"] else f"FLAGGED: {result['flagged']}"
+        typer.echo(f"audit {verdict}; wrote {json_path} and {png_path}")
+        if not result["passed"]:
+            raise typer.Exit(code=1)

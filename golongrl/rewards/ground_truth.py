@@ -24,12 +24,19 @@ class GroundTruthError(ValueError):
 class Gold:
     """Validated gold for one sample: ``items`` for list-valued metrics, ``label`` for the
     single-string ones, ``rows`` for structured extraction, ``language`` the raw
-    ``ground_truth.summary`` field (the reference's language flag)."""
+    ``ground_truth.summary`` field (the reference's language flag).
+
+    From the row's ``extra_info`` (set by :meth:`golongrl.tasks.Task.parse_gold`):
+    ``question`` (the question alone), ``candidates`` (the options the question presents, in
+    order) and ``lbp`` (the row is scored by a LongBench-Pro metric)."""
 
     items: tuple[str, ...] = ()
     label: str = ""
     rows: tuple[Any, ...] = ()
     language: str | None = None
+    question: str = ""
+    candidates: tuple[str, ...] = ()
+    lbp: bool = False
 
 
 def _unwrap(ground_truth: Any) -> Any:

@@ -180,3 +180,67 @@ def rouge_l_tokens(reference: Sequence[int], candidate: Sequence[int]) -> float:
     precision = lcs / len(candidate)
     recall = lcs / len(reference)
     return 2 * precision * recall / (precision + recall)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chance-corrected metrics (hardened mode): 0 for what a blind answer earns in expectation.
+# ---------------------------------------------------------------------------------------------
+
+
+def rescale_above(value: float, baseline: float) -> float:
+    """``max(0, (value - baseline) / (1 - baseline))``: 0 at the baseline, 1 at a perfect 1.
+
+    A baseline of 1 (every answer is as good as a blind one) leaves only a perfect value
+    paid."""
+    if baseline >= 1.0:
+        return 1.0 if value >= 1.0 else 0.0
+    return max(0.0, (value - baseline) / (1.0 - baseline))
+
+
+def informedness(gold: Sequence[str], pred: Sequence[str], universe: Sequence[str]) -> float:
+    """Youden's J of a selected subset: recall of the gold minus the false-positive rate over
+    the universe's non-gold items, clipped at 0.
+
+    Selecting every candidate, none, or any gold-independent subset earns 0 in expectation;
+    a prediction outside the universe counts as a false positive.  When the universe has no
+    negatives, only the recall is measured (the question cannot tell knowing from listing).
+    """
+    gold_set, pred_set = set(gold), set(pred)
+    if not gold_set:
+        return 0.0
+    negatives = set(universe) - gold_set
+    recall = len(gold_set & pred_set) / len(gold_set)
+    false_pos = len(pred_set - gold_set)
+    if not negatives:
+        return recall if false_pos == 0 else 0.0
+    return max(0.0, recall - min(1.0, false_pos / len(negatives)))
+
+
+def expected_random_ndcg(gold: Sequence[str], n_universe: int) -> float:
+    """Expected :func:`ndcg_linear` of a ranking that fills the ``len(gold)`` ranks with
+    uniformly random distinct items of a universe of ``n_universe`` items (gold among them)."""
+    k = len(gold)
+    n = max(n_universe, k)
+    if k == 0:
+        return 0.0
+    gains = sorted({item: k - i for i, item in enumerate(gold)}.values(), reverse=True)
+    discounts = [1.0 / math.log2(rank + 2) for rank in range(k)]
+    idcg = sum(g * d for g, d in zip(gains, discounts))
+    return sum(discounts) * sum(gains) / n / idcg if idcg > 0 else 0.0
+
+
+def cohen_kappa(gold: Sequence[Hashable], pred: Sequence[Hashable]) -> float:
+    """Cohen's kappa of two equally long label sequences, clipped to [0, 1].
+
+    Agreement corrected for the agreement expected from the two label distributions alone, so a
+    constant label, the majority label or any label sequence drawn independently of the gold
+    earns 0; if both sequences are one constant label and agree, 1."""
+    n = len(gold)
+    if n == 0 or len(pred) != n:
+        return 0.0
+    observed = sum(1 for g, p in zip(gold, pred) if g == p) / n
+    gold_freq, pred_freq = Counter(gold), Counter(pred)
+    expected = sum(gold_freq[label] * pred_freq.get(label, 0) for label in gold_freq) / (n * n)
+    if expected >= 1.0:
+        return 1.0 if observed >= 1.0 else 0.0
+    return max(0.0, (observed - expected) / (1.0 - expected))

@@ -70,15 +70,68 @@ def faithful_answer_area(text: str) -> str:
     return text.strip()
 
 
+# What may follow an answer marker before the answer itself: the closing ``**`` of
+# ``**[Answer]**`` and a colon (``[Answer]: A``).
+_AFTER_MARKER = re.compile(r"^[ \t]*\**[ \t]*[:：]?")
+
+
 def hardened_answer_area(text: str) -> str:
-    """After whichever answer marker occurs last, else all; stripped."""
+    """After whichever answer marker occurs last (and its ``**`` / ``:`` decoration), else
+    all; stripped."""
     best = -1
     best_len = 0
     for marker in ANSWER_MARKERS:
         at = text.rfind(marker)
         if at > best:
             best, best_len = at, len(marker)
-    return (text[best + best_len :] if best != -1 else text).strip()
+    if best == -1:
+        return text.strip()
+    rest = text[best + best_len :]
+    return rest[_AFTER_MARKER.match(rest).end() :].strip()  # type: ignore[union-attr]
+
+
+#: Wrappers a model puts around an answer: markdown emphasis and code, quotes, brackets.
+_WRAPPERS = (
+    ("**", "**"), ("__", "__"), ("*", "*"), ("_", "_"), ("`", "`"), ('"', '"'), ("'", "'"),
+    ("\u201c", "\u201d"), ("\u2018", "\u2019"), ("\u00ab", "\u00bb"), ("\u300c", "\u300d"),
+    ("(", ")"), ("[", "]"), ("\uff08", "\uff09"),
+)
+_TRAILING_PUNCT = ".,;:!?\u3002\uff0c\uff1b\uff1a\uff01\uff1f"
+_LIST_MARKER = re.compile(r"^(?:[-*\u2022+]|\(?\d{1,3}[.)]|\(\d{1,3}\))[ \t]+(?=\S)")
+
+
+def strip_decoration(text: str) -> str:
+    """Remove what surrounds an answer without being part of it: whitespace, trailing
+    punctuation and matched wrappers (``**x**``, `` `x` ``, ``"x"``, ``(x)``), repeatedly.
+
+    Never removes characters from inside the answer, so it is no substring match.
+    """
+    s = text.strip()
+    while True:
+        before = s
+        s = s.rstrip(_TRAILING_PUNCT).strip()
+        for opening, closing in _WRAPPERS:
+            if len(s) > len(opening) + len(closing) and s.startswith(opening) and s.endswith(closing):
+                s = s[len(opening) : -len(closing)].strip()
+        if s == before:
+            return s
+
+
+def strip_list_marker(line: str) -> str:
+    """Drop a leading bullet (``-``, ``*``, ``•``) or item number (``1.``, ``2)``, ``(3)``)."""
+    return _LIST_MARKER.sub("", line.strip(), count=1)
+
+
+def normalize_item(text: str) -> str:
+    """A list item or gold item compared case- and space-insensitively, decoration removed."""
+    return fix_space(strip_decoration(fix_space(text)).lower())
+
+
+def answer_items(answer: str) -> list[str]:
+    """Hardened list answer: the answer area's non-blank lines, each without list marker or
+    decoration, normalised by :func:`normalize_item`."""
+    items = (normalize_item(strip_list_marker(line)) for line in hardened_answer_area(answer).splitlines())
+    return [item for item in items if item]
 
 
 def normalize_gold(items: list[str]) -> list[str]:

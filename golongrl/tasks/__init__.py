@@ -9,138 +9,35 @@ with one search.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Mapping
 
+from golongrl.tasks.base import Gold, Task
+from golongrl.tasks.comprehension import TASK as _COMPREHENSION
+from golongrl.tasks.exhaustive_retrieval import TASK as _EXHAUSTIVE_RETRIEVAL
+from golongrl.tasks.graded_ranking import TASK as _GRADED_RANKING
+from golongrl.tasks.numerical_reasoning import TASK as _NUMERICAL_REASONING
+from golongrl.tasks.precise_retrieval import TASK as _PRECISE_RETRIEVAL
+from golongrl.tasks.sequence_ordering import TASK as _SEQUENCE_ORDERING
+from golongrl.tasks.structured_extraction import TASK as _STRUCTURED_EXTRACTION
+from golongrl.tasks.structured_matching import TASK as _STRUCTURED_MATCHING
+from golongrl.tasks.summarization import TASK as _SUMMARIZATION
 
-@dataclass(frozen=True)
-class TaskType:
-    """One capability-oriented task type.
+#: Former name of :class:`Task`, kept for callers that annotate with it.
+TaskType = Task
 
-    Attributes:
-        name: canonical snake_case name used in configs, logs and metrics.
-        title: human-readable name.
-        metric: the natural metric (``em``, ``accuracy``, ``f1``, ``math_verify``, ``iou``,
-            ``subem``, ``ndcg``, ``pairwise``, ``rouge_l``).
-        binary: whether the reward is 0/1 (EM, accuracy, math) rather than graded.
-        data_source: the ``data_source`` value the reference dispatches on for this task.
-        ground_truth_field: which ``reward_model.ground_truth`` field carries the gold
-            (``golden_label`` for a single string, ``doc_ids`` for a list of items).
-        lbp_metric: the LongBench-Pro metric name when rows come through ``longbench_pro``.
-        ability: the dataset's ``ability`` string (compared case-folded).
-        answer_format: the answer convention a response must follow.
-    """
-
-    name: str
-    title: str
-    metric: str
-    binary: bool
-    data_source: str
-    ground_truth_field: str
-    ability: str
-    answer_format: str
-    lbp_metric: str | None = None
-
-
-TASK_TYPES: dict[str, TaskType] = {
+#: The nine task units by canonical name, in the reference's order.
+TASK_TYPES: dict[str, Task] = {
     t.name: t
     for t in (
-        TaskType(
-            name="precise_retrieval",
-            title="Precise retrieval",
-            metric="em",
-            binary=True,
-            data_source="EM",
-            ground_truth_field="golden_label",
-            ability="precise long-range information retrieval",
-            answer_format="after </think>, only the answer string",
-        ),
-        TaskType(
-            name="comprehension",
-            title="Comprehension",
-            metric="accuracy",
-            binary=True,
-            data_source="selection",
-            ground_truth_field="golden_label",
-            ability="evidence-grounded comprehension and reasoning",
-            answer_format="'The correct answer is (X)' with X in A-D",
-            lbp_metric="Accuracy",
-        ),
-        TaskType(
-            name="exhaustive_retrieval",
-            title="Exhaustive retrieval",
-            metric="f1",
-            binary=False,
-            data_source="longbench_pro",
-            ground_truth_field="doc_ids",
-            ability="high-recall exhaustive retrieval and verification",
-            answer_format="[Answer] then one item per line",
-            lbp_metric="F1_Score",
-        ),
-        TaskType(
-            name="numerical_reasoning",
-            title="Numerical reasoning",
-            metric="math_verify",
-            binary=True,
-            data_source="math_longcot_math_verify",
-            ground_truth_field="golden_label",
-            ability="numerical extraction and quantitative reasoning",
-            answer_format="final answer in \\boxed{} near the end",
-        ),
-        TaskType(
-            name="structured_extraction",
-            title="Structured extraction",
-            metric="iou",
-            binary=False,
-            data_source="multitableqa_pretraining",
-            ground_truth_field="golden_label",
-            ability="multi-table structured extraction",
-            answer_format='<answer>{"data": [[...], ...]}</answer>',
-        ),
-        TaskType(
-            name="structured_matching",
-            title="Structured matching",
-            metric="subem",
-            binary=False,
-            data_source="longbench_pro",
-            ground_truth_field="doc_ids",
-            ability="fragment-level structured matching and induction",
-            answer_format="[Answer] then one item per line",
-            lbp_metric="SubEM",
-        ),
-        TaskType(
-            name="graded_ranking",
-            title="Graded ranking",
-            metric="ndcg",
-            binary=False,
-            data_source="longbench_pro",
-            ground_truth_field="doc_ids",
-            ability="dimension-quantified retrieval and graded ranking",
-            answer_format="[Answer] then ranked items, most relevant first, one per line",
-            lbp_metric="NDCG",
-        ),
-        TaskType(
-            name="sequence_ordering",
-            title="Sequence ordering",
-            metric="pairwise",
-            binary=False,
-            data_source="longbench_pro",
-            ground_truth_field="doc_ids",
-            ability="sequence reconstruction and ordering",
-            answer_format="[Answer] then items in order, one per line",
-            lbp_metric="Pairwise_Accuracy",
-        ),
-        TaskType(
-            name="summarization",
-            title="Summarization",
-            metric="rouge_l",
-            binary=False,
-            data_source="longbench_pro",
-            ground_truth_field="doc_ids",
-            ability="long document summarization",
-            answer_format="[Answer] then the summary (reference scores the whole response)",
-            lbp_metric="Summary",
-        ),
+        _PRECISE_RETRIEVAL,
+        _COMPREHENSION,
+        _EXHAUSTIVE_RETRIEVAL,
+        _NUMERICAL_REASONING,
+        _STRUCTURED_EXTRACTION,
+        _STRUCTURED_MATCHING,
+        _GRADED_RANKING,
+        _SEQUENCE_ORDERING,
+        _SUMMARIZATION,
     )
 }
 
@@ -190,7 +87,7 @@ class UnknownTaskError(ValueError):
     """A label that maps to none of the nine task types."""
 
 
-def get_task(name: str) -> TaskType:
+def get_task(name: str) -> Task:
     """Return the task type with canonical ``name`` (raises :class:`UnknownTaskError`)."""
     try:
         return TASK_TYPES[name]
@@ -266,6 +163,8 @@ def reference_task_key(data_source: str, extra_info: Mapping[str, Any] | None = 
 
 __all__ = [
     "ABILITY_TO_TASK",
+    "Gold",
+    "Task",
     "DATA_SOURCE_TO_TASK",
     "LBP_METRIC_TO_TASK",
     "LBP_REWARD_MODES",

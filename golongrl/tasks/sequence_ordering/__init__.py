@@ -1,0 +1,51 @@
+"""Sequence ordering: put shuffled items back in their order (pairwise accuracy)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from golongrl.rewards import text as T
+from golongrl.rewards.metrics import pairwise_faithful, pairwise_hardened, rescale_above
+from golongrl.tasks.base import REASON_PARSE, Gold, Result, ScoreOptions, distinct
+from golongrl.tasks.graded_ranking import permutation_of, ranking_items
+from golongrl.tasks.listing import ListTask
+
+
+class SequenceOrdering(ListTask):
+    """Hardened: the answer must list every item (the candidates, else the gold's items)
+    exactly once - ``3``, ``Excerpt 3``, ``(3)``, ``- 3`` all read as item 3; the fraction of
+    gold pairs in order is rescaled above the 1/2 a random order earns,
+    ``max(0, 2 * pairwise - 1)`` (Kendall's tau, clipped), so ``1..n``, ``n..1`` and any blind
+    order earn 0 in expectation."""
+
+    name = "sequence_ordering"
+    title = "Sequence ordering"
+    metric = "pairwise"
+    ability = "sequence reconstruction and ordering"
+    lbp_metric = "Pairwise_Accuracy"
+    answer_format = "[Answer] then items in order, one per line"
+    instruction = "Write [Answer] on its own line, then the excerpt numbers in order, one per line."
+    chance = 0.0
+    faithful_metric = staticmethod(pairwise_faithful)
+
+    def hardened(self, gold: Gold, answer: str, options: ScoreOptions) -> Result:
+        gold_items = distinct([T.normalize_item(g) for g in gold.items])
+        universe = self.universe(gold) or gold_items
+        items = ranking_items(answer, universe)
+        if not items:
+            return 0.0, REASON_PARSE
+        if len(gold_items) < 2 or not permutation_of(items, universe, len(universe)):
+            return 0.0, None
+        return rescale_above(pairwise_hardened(gold_items, items), 0.5), None
+
+    def baselines(self, row: Mapping[str, Any]) -> dict[str, str]:
+        out = super().baselines(row)
+        candidates = self.candidates(row)
+        if candidates:
+            out["identity_order"] = out.pop("all_candidates_in_order")
+            out["reversed_order"] = out.pop("all_candidates_reversed")
+        return out
+
+
+TASK = SequenceOrdering()
