@@ -14,7 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from golongrl.data.corpus import DEFAULT_DOMAINS
+from golongrl.data.corpus import AVAILABLE_DOMAINS, DEFAULT_DOMAINS
 from golongrl.data.schema import DataError
 from golongrl.tasks import TASK_TYPES
 
@@ -41,9 +41,9 @@ class CorpusConfig(_Strict):
     @field_validator("default_domains")
     @classmethod
     def _known_domains(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(DEFAULT_DOMAINS))
+        unknown = sorted(set(value) - set(AVAILABLE_DOMAINS))
         if unknown:
-            raise ValueError(f"unknown default-corpus domains {unknown}; known: {list(DEFAULT_DOMAINS)}")
+            raise ValueError(f"unknown default-corpus domains {unknown}; known: {list(AVAILABLE_DOMAINS)}")
         return value
 
 
