@@ -114,11 +114,12 @@ def _fabricate(task: str, gen: dict[str, Any]) -> dict[str, Any]:
     if task == "summarization":  # the summary's counterpart: copied verbatim from the context
         bad["summary"] = "The board approved a new pier at a cost of 4,200 pounds, to be built by the dredging firm Calder and Sons."
         return bad
-    for key in ("evidence", "answer"):
-        if key in bad and isinstance(bad[key], str) and task != "comprehension" or key == "evidence" and task == "comprehension":
-            bad[key] = FABRICATED if key == "evidence" else "ninety zeppelins"
-    if isinstance(bad.get("evidence"), list):
+    if isinstance(bad.get("evidence"), str):
+        bad["evidence"] = FABRICATED
+    elif isinstance(bad.get("evidence"), list):
         bad["evidence"] = [FABRICATED]
+    if task == "precise_retrieval":
+        bad["answer"] = "ninety zeppelins"
     for group in ("items", "events", "pairs"):
         for item in bad.get(group, []):
             for key in ("evidence", "item", "excerpt"):

@@ -338,7 +338,8 @@ def build_sample(task: str, data: Mapping[str, Any], ctx: Context, rng: random.R
                   "[Answer]\n" + summary, mode, lbp_task=lbp, answer_offset=ctx.main.start)
 
 
-def parse_reply(task: str, text: str, ctx: Context, rng: random.Random | None = None) -> tuple[Sample | None, str | None]:
+def parse_reply(task: str, text: str, ctx: Context, rng: random.Random | None = None,
+                language: str = "English") -> tuple[Sample | None, str | None]:
     """A generator reply as a rule-checked :class:`Sample`, or ``(None, "stage: reason")``."""
     data, problem = _decode(text)
     if problem is not None:
@@ -347,7 +348,7 @@ def parse_reply(task: str, text: str, ctx: Context, rng: random.Random | None = 
     if problem is not None:
         return None, f"schema: {problem}"
     try:
-        return build_sample(task, data, ctx, rng or random.Random(0)), None
+        return build_sample(task, data, ctx, rng or random.Random(0), language), None
     except Rejected as exc:
         return None, str(exc)
 
@@ -419,7 +420,7 @@ class Verifier:
     max_new_tokens: int = 768
     seed: int = 0
 
-    def _ask(self, system: str, content: str, json_reply: bool = False) -> str | None:
+    def _ask(self, system: str, content: str) -> str | None:
         from golongrl.inference import GenerationRequest, SamplingParams, chat
 
         sampling = SamplingParams(max_new_tokens=self.max_new_tokens, temperature=0.0, seed=self.seed)
@@ -450,7 +451,7 @@ class Verifier:
             problems.append(f"verifier: without the context it scores {blind_score:.2f} (answerable from priors)")
         if task in SINGLE_ANSWER and not problems:
             reply = self._ask(_ALTERNATIVES_SYSTEM, f"{prompt}\n\nDo not answer in that format. Instead list every "
-                              'distinct answer the text supports, as {"answers": [...]}.', json_reply=True)
+                              'distinct answer the text supports, as {"answers": [...]}.')
             if reply is None:
                 return ["verifier: endpoint failed after retries (uniqueness)"]
             data, bad = _decode(reply)
@@ -521,18 +522,9 @@ def make_sample(plan: Plan, generator: Any, verifier: Verifier | None, config: D
         return {"reason": f"{name}: generator: endpoint failed after retries"}
     rng = random.Random(f"{config.seed}/{plan.key}/shuffle")
     language = "Chinese" if plan.ctx.main.doc.language == "zh" else "English"
-    data, problem = _decode(generation.texts[0])
-    if problem is None:
-        problem = _schema_problem(plan.task, data)
-        problem = None if problem is None else f"schema: {problem}"
-    else:
-        problem = f"json: {problem}"
-    if problem is not None:
+    sample, problem = parse_reply(plan.task, generation.texts[0], plan.ctx, rng, language)
+    if sample is None:
         return {"reason": f"{name}: {problem}"}
-    try:
-        sample = build_sample(plan.task, data, plan.ctx, rng, language)
-    except Rejected as exc:
-        return {"reason": f"{name}: {exc}"}
     row = make_row(sample, plan.ctx, split=plan.split, uid=f"{plan.split}-{plan.task}-llm-{plan.index:05d}",
                    target=plan.target, language=plan.ctx.main.doc.language)
     problems = verify_row(row, plan.ctx.text, sample.answer, sample.evidence, sample.checks)
