@@ -18,6 +18,8 @@ from golongrl.data.corpus import DEFAULT_DOMAINS
 from golongrl.data.schema import DataError
 from golongrl.tasks import TASK_TYPES
 
+_ALL_TASKS: tuple[str, ...] = tuple(TASK_TYPES)
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -67,26 +69,35 @@ class ContextConfig(_Strict):
 
 
 class LLMConfig(_Strict):
-    """LLM-backed construction through an OpenAI-compatible endpoint (off by default)."""
+    """LLM-backed construction through an OpenAI-compatible endpoint (off by default).
+
+    A generator model writes a question and its gold as JSON (one schema per task); a verifier
+    model (``verifier_backend``, default the generator's endpoint) then answers it with and
+    without the context, and lists every answer it finds (see :mod:`golongrl.data.llm`)."""
 
     enabled: bool = False
     backend: str = Field("", description="'openai:<base_url>#<model>'; the key comes from api_key_env.")
+    verifier_backend: str | None = Field(None, description="Verifier endpoint (default: the generator's).")
     api_key_env: str = "OPENAI_API_KEY"
-    tasks: list[str] = Field(default_factory=lambda: ["precise_retrieval", "comprehension", "summarization"])
-    samples_per_task: int = Field(2, ge=0)
-    concurrency: int = Field(4, ge=1, description="Requests in flight (the rate limit).")
+    tasks: list[str] = Field(default_factory=lambda: list(_ALL_TASKS))
+    domains: list[str] = Field(default_factory=list, description="Main documents' domains (empty: any).")
+    samples_per_task: int = Field(2, ge=0, description="Train-split samples per task.")
+    eval_samples_per_task: int = Field(0, ge=0, description="Eval-split samples per task.")
+    concurrency: int = Field(4, ge=1, description="Requests in flight at once.")
+    requests_per_second: float = Field(0.0, ge=0, description="Request rate limit (0: none).")
     max_retries: int = Field(3, ge=0)
     timeout_s: float = Field(120.0, gt=0)
-    max_new_tokens: int = Field(512, ge=16)
+    max_new_tokens: int = Field(768, ge=16)
     temperature: float = Field(0.0, ge=0)
+    verify: bool = Field(True, description="Run the verifier calls (off: only the rule checks).")
 
     @model_validator(mode="after")
     def _backend_when_enabled(self) -> "LLMConfig":
         if self.enabled and not self.backend:
             raise ValueError("llm.enabled needs llm.backend ('openai:<base_url>#<model>')")
-        bad = sorted(set(self.tasks) - {"precise_retrieval", "comprehension", "summarization"})
+        bad = sorted(set(self.tasks) - set(_ALL_TASKS))
         if bad:
-            raise ValueError(f"llm.tasks supports precise_retrieval, comprehension, summarization; got {bad}")
+            raise ValueError(f"llm.tasks must be task types ({', '.join(_ALL_TASKS)}); got {bad}")
         return self
 
 
