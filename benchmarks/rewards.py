@@ -1,11 +1,11 @@
 """Reward scoring at GoLongRL scale: golongrl vs the reference libraries, side by side.
 
 One synthetic RL step (default 2,048 responses, the nine task types mixed as in GoLongRL, see
-``golongrl.rewards.synthetic``; responses up to 16K words, summaries of 300-2,000 words) is
+``benchmarks/reward_synthetic.py``; responses up to 16K words, summaries of 300-2,000 words) is
 scored by
 
 * the reference scorer on its own libraries (pltrdy ``rouge``, ``pytrec_eval``, ``math_verify``;
-  ``golongrl.rewards.reference``), serially, as GoLongRL's reward manager does;
+  ``benchmarks/reward_reference.py``), serially, as GoLongRL's reward manager does;
 * golongrl faithful mode in-process (same single core: the like-for-like ratio);
 * golongrl faithful and hardened through ``score_batch`` on a warm worker pool (the step time
   a trainer sees).
@@ -73,9 +73,9 @@ def main() -> None:
     from rich.table import Table
 
     from golongrl.rewards import close_pool, score_batch
-    from golongrl.rewards.reference import reference_score
+    from reward_reference import reference_score
     from golongrl.rewards.scoring import ScoreOptions, prepare, score_prepared
-    from golongrl.rewards.synthetic import make_requests
+    from reward_synthetic import make_requests
 
     console = Console()
     requests = make_requests(args.n, seed=args.seed, max_tokens=args.max_tokens)
@@ -118,6 +118,15 @@ def main() -> None:
         ours_time[k] += time.perf_counter() - t0
         ours_count[k] += 1
 
+    # golongrl hardened, serial in this process: the like-for-like cost of the hardened metrics.
+    _clear_math_caches()
+    hardened_time: dict[str, float] = defaultdict(float)
+    for r, k in zip(requests, keys):
+        t0 = time.perf_counter()
+        p = prepare(r["data_source"], r["ground_truth"], r["extra_info"], "hardened")
+        score_prepared(p, r["solution_str"], "hardened", opts)
+        hardened_time[k] += time.perf_counter() - t0
+
     # golongrl through the warm pool: the step time a trainer sees.
     pooled: dict[str, float] = {}
     for mode in ("faithful", "hardened"):
@@ -130,14 +139,16 @@ def main() -> None:
             assert [r.score for r in results] == ours_scores, "pooled and in-process scores differ"
 
     table = Table(title="per task (ms per item, one core)")
-    for col in ("task", "n", "reference", "golongrl faithful", "ratio"):
+    for col in ("task", "n", "reference", "golongrl faithful", "ratio", "golongrl hardened"):
         table.add_column(col, justify="left" if col == "task" else "right")
     ref_full = 0.0
     for k in sorted(ours_count, key=lambda k: -ours_count[k]):
         ref_ms = 1e3 * ref_time[k] / ref_count[k] if ref_count[k] else float("nan")
         ours_ms = 1e3 * ours_time[k] / ours_count[k]
         ref_full += ref_ms / 1e3 * ours_count[k]
-        table.add_row(k, str(ours_count[k]), f"{ref_ms:.2f}", f"{ours_ms:.2f}", f"{ref_ms / ours_ms:.1f}x")
+        hard_ms = 1e3 * hardened_time[k] / ours_count[k]
+        table.add_row(k, str(ours_count[k]), f"{ref_ms:.2f}", f"{ours_ms:.2f}", f"{ref_ms / ours_ms:.1f}x",
+                      f"{hard_ms:.2f}")
     console.print(table)
 
     ours_total = sum(ours_time.values())
@@ -152,6 +163,8 @@ def main() -> None:
     max_dev = max((abs(ref_scores[i] - ours_scores[i]) for i in ref_idx), default=0.0)
     console.print(f"{label}: {ref_full:.1f} s (one core)")
     console.print(f"golongrl faithful, in-process: {ours_total:.2f} s (one core) -> {ref_full / ours_total:.1f}x")
+    hardened_total = sum(hardened_time.values())
+    console.print(f"golongrl hardened, in-process: {hardened_total:.2f} s (one core) -> {ref_full / hardened_total:.1f}x")
     for mode, seconds in pooled.items():
         console.print(
             f"golongrl {mode}, score_batch with {args.workers} workers (warm pool): {seconds:.2f} s "

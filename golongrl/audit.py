@@ -30,6 +30,7 @@ GOLD = "gold"
 OTHER_ROW_GOLD = "another_row_gold"
 PROBE = "context_free_probe"
 _PERFECT = 1.0 - 1e-6
+EMPTY_THINK = "<think>\n</think>\n"
 
 
 @dataclass
@@ -93,9 +94,24 @@ def _probe_answers(backend: Any, tasks_rows: Mapping[str, list[dict[str, Any]]],
     return {key: (g.texts[0] if g.texts else "") for key, g in zip(keys, generations)}
 
 
+def _other_row(rows: Sequence[Mapping[str, Any]], i: int) -> int | None:
+    """The next row (cyclically) that asks a different question; a row repeating this one's
+    question would make its gold this row's correct answer, not a blind one."""
+    question = row_question(rows[i])
+    for step in range(1, len(rows)):
+        j = (i + step) % len(rows)
+        if row_question(rows[j]) != question:
+            return j
+    return None
+
+
 def _score(task: Task, gold: Any, response: str, mode: str, options: ScoreOptions) -> float:
+    """The reward of ``response``; in faithful mode an answer without a think block gets an
+    empty one, so the audit measures the metric rather than the reference's format gate."""
     from golongrl.rewards.scoring import Prepared, score_prepared
 
+    if mode == "faithful" and "</think>" not in response:
+        response = EMPTY_THINK + response
     return score_prepared(Prepared(task.name, gold), response, mode, options)[0]
 
 
@@ -134,9 +150,9 @@ def audit_rows(
         for i, (row, gold) in enumerate(zip(task_rows, golds)):
             gold_scores.append(_score(task, gold, task.reference_response(gold), mode, options))
             answers = dict(task.baselines(row))
-            if len(task_rows) > 1:
-                other = golds[(i + 1) % len(golds)]
-                answers[OTHER_ROW_GOLD] = task.reference_response(other)
+            other = _other_row(task_rows, i)
+            if other is not None:
+                answers[OTHER_ROW_GOLD] = task.reference_response(golds[other])
             if (name, i) in probes:
                 answers[PROBE] = probes[(name, i)]
             for strategy, response in answers.items():

@@ -84,14 +84,13 @@ class Sample:
 class Env:
     """What a construction may use besides the context.
 
-    ``slot`` is the sample's index in its (split, task) plan; constructions use it to spread
-    gold letters and gold magnitudes evenly (no majority answer). ``others`` are same-domain
-    documents that are *not* in the context.
+    ``position`` is the requested evidence depth (0-1, ``None`` for random); ``slot`` is the
+    sample's balancing slot in its (split, task) plan, which constructions use to spread gold
+    letters and gold magnitudes evenly (no majority answer).
     """
 
     rng: random.Random
     position: float | None
-    others: Sequence[Any] = ()
     language: str = "English"
     slot: int = 0
 

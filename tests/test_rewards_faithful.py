@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import random
 import sys
+from pathlib import Path
 
 import pytest
 
 from golongrl.rewards import compute_score
 from golongrl.rewards.lcs import recon_depth, union_lcs_words
 from golongrl.rewards.metrics import RougeRecursionError, ndcg_linear, rouge_l_summary_level
-from golongrl.rewards.reference import reference_score
-from golongrl.rewards.synthetic import make_requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from reward_reference import reference_score  # noqa: E402
+from reward_synthetic import make_requests  # noqa: E402
 from rewards_fixtures import CORRECT, GOLD_ITEMS, ROWS, lbp, think
 
 rouge_score = pytest.importorskip("rouge.rouge_score")
@@ -243,3 +246,58 @@ def test_chinese_summaries_match_the_reference() -> None:
         assert faithful(response, row) == reference_score(
             row["data_source"], response, row["ground_truth"], row["extra_info"]
         )
+
+
+EDGE_ROWS = [
+    # Empty gold lists: the reference returns 0 instead of raising.
+    ("longbench_pro", {"doc_ids": [], "golden_label": "", "summary": "English"},
+     {"reward_mode": "T5.1 Full-Sentence Citation Alignment"}, "</think>[Answer]\na"),
+    ("longbench_pro", {"doc_ids": [], "golden_label": "", "summary": "English"},
+     {"reward_mode": "T4.1 Global-Coverage Constrained Summary"}, "</think>[Answer] a summary."),
+    ("longbench_pro", {"doc_ids": [], "golden_label": "", "summary": "English"},
+     {"reward_mode": "T2.1 Global Timeline Reconstruction"}, "</think>"),
+    # Empty gold with an empty answer: EM compares two empty strings.
+    ("EM", {"doc_ids": [], "golden_label": "", "summary": ""}, {}, "</think>"),
+    ("EM", {"doc_ids": [], "golden_label": "  ", "summary": ""}, {}, "<think>x</think>  "),
+    ("EM", {"doc_ids": [], "golden_label": "", "summary": ""}, {}, "</think>x"),
+    # Percent and decimal through math_verify (the installed version decides).
+    ("math_longcot_math_verify", {"golden_label": "12\\%"}, {}, "</think>\\boxed{0.12}"),
+    ("math_longcot_math_verify", {"golden_label": "50\\%"}, {}, "</think>\\boxed{50\\%}"),
+    ("math_longcot_math_verify", {"golden_label": "0.5"}, {}, "</think>\\boxed{\\frac{1}{2}}"),
+    ("math_longcot_math_verify", "7", {}, "</think>\\boxed{7}"),
+    # Invalid-JSON or non-table gold in IoU scores 0.
+    ("multitableqa_pretraining", {"golden_label": "{not json"}, {}, '</think><answer>{"data": [["a"]]}</answer>'),
+    ("multitableqa_pretraining", {"golden_label": "[1, 2]"}, {}, '</think><answer>{"data": [1, 2]}</answer>'),
+    ("multitableqa_pretraining", {"golden_label": '{"data": [["a"]]}'}, {}, '</think><answer>{"data": [["a"]]}</answer>'),
+    # A list ground truth: the last element, except on the table route, which does not unwrap.
+    ("EM", [{"golden_label": "x"}, {"golden_label": "Paris"}], {}, "</think>Paris"),
+    ("selection", [{"golden_label": "C"}, {"golden_label": "B"}], {}, "</think>The correct answer is (B)"),
+    ("longbench_pro", [{"doc_ids": ["z"], "summary": "English"}, {"doc_ids": ["a", "b"], "summary": "English"}],
+     {"reward_mode": "T5.1 Full-Sentence Citation Alignment"}, "</think>[Answer]\na\nb"),
+    ("multitableqa_pretraining", [{"golden_label": '{"data": [["a"]]}'}], {}, '</think><answer>{"data": [["a"]]}</answer>'),
+    ("math_longcot_math_verify", [{"golden_label": "3"}, {"golden_label": "4"}], {}, "</think>\\boxed{4}"),
+]
+
+
+@pytest.mark.parametrize(("data_source", "ground_truth", "extra_info", "response"), EDGE_ROWS)
+def test_faithful_matches_the_reference_on_its_edge_cases(data_source, ground_truth, extra_info, response) -> None:
+    expected = reference_score(data_source, response, ground_truth, extra_info)
+    got = compute_score(data_source, response, ground_truth, extra_info, mode="faithful")
+    assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_percent_answers_follow_math_verify_in_faithful_mode_and_value_in_hardened() -> None:
+    gt = {"golden_label": "12\\%"}
+    from math_verify import parse, verify
+
+    library = float(verify(parse("\\boxed{12\\%}"), parse("</think>\\boxed{0.12}")))
+    assert compute_score("math_longcot_math_verify", "</think>\\boxed{0.12}", gt, mode="faithful") == library
+    assert compute_score("math_longcot_math_verify", "\\boxed{0.12}", gt) == 1.0
+
+
+def test_unknown_data_source_is_gated_before_dispatch_like_the_reference() -> None:
+    assert compute_score("no_such_source", "no think", {"golden_label": "x"}, mode="faithful") == 0.0
+    with pytest.raises(NotImplementedError):
+        reference_score("no_such_source", "</think>x", {"golden_label": "x"}, {})
+    with pytest.raises(ValueError):  # UnknownTaskError: the reference raises too
+        compute_score("no_such_source", "</think>x", {"golden_label": "x"}, mode="faithful")

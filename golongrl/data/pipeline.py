@@ -234,12 +234,15 @@ class Builder:
         """The documents of one context: the focus document and same-domain neighbours (its own
         collection first), enough to fill ``target`` tokens, focus at the requested depth."""
         lo, hi = spec.sections
-        by_domain: dict[str, int] = {}
+        members: dict[str, int] = {}
+        tokens: dict[str, int] = {}
         for d in pool:
-            by_domain[d.domain] = by_domain.get(d.domain, 0) + 1
-        pool = [d for d in pool if by_domain[d.domain] >= lo]
+            members[d.domain] = members.get(d.domain, 0) + 1
+            tokens[d.domain] = tokens.get(d.domain, 0) + (d.tokens or 0)
+        # Only domains that can fill the context with their own documents.
+        pool = [d for d in pool if members[d.domain] >= lo and tokens[d.domain] >= target]
         if not pool:
-            raise ConstructionError(f"no domain has {lo} qualifying documents")
+            raise ConstructionError(f"no domain has {lo} qualifying documents holding {target} tokens")
         main = self.pick_main(pool, rng)
         same = [d for d in pool if d.id != main.id and collection(d) == collection(main)]
         near = [d for d in pool if d.id != main.id and d.domain == main.domain and collection(d) != collection(main)]

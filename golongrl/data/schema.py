@@ -165,15 +165,12 @@ def _check_prompt(prompt: Any, source: Any, row: int | None) -> None:
         raise _fail("has no non-empty user message", "prompt", source, row)
 
 
-def _check_ground_truth(
-    task_name: str, gt: Any, source: Any, row: int | None,
-    extra_info: Mapping[str, Any] | None = None, data_source: str | None = None,
-) -> None:
-    """The task's own gold parser (the one the scorer uses) decides; its error names the field.
-    ``extra_info`` and ``data_source`` select the gold field where the route does (LongBench-Pro
-    Accuracy rows of comprehension read ``doc_ids``, its ``selection`` rows ``golden_label``)."""
+def _check_ground_truth(task_name: str, rec: Mapping[str, Any], source: Any, row: int | None) -> None:
+    """The task's own gold parser (the one the scorer uses) decides; its error names the field."""
     try:
-        get_task(task_name).parse_gold(gt, extra_info, data_source=data_source)
+        get_task(task_name).parse_gold(
+            rec["reward_model"]["ground_truth"], rec.get("extra_info"), data_source=rec.get("data_source")
+        )
     except GroundTruthError as exc:
         raise _fail(str(exc), _gold_field(str(exc)), source, row) from None
 
@@ -237,7 +234,7 @@ def validate_record(
     style = reward_model.get("style")
     if style is not None and not isinstance(style, str):
         raise _fail("must be a string when present", "reward_model.style", source, row)
-    _check_ground_truth(task_name, reward_model["ground_truth"], source, row, extra_info, data_source)
+    _check_ground_truth(task_name, rec, source, row)
     # Resolved once here and carried, so scorers that see only extra_info (verl's signature)
     # score a row that only its ability string labels.
     rec["extra_info"] = {**extra_info, "task_type": task_name}

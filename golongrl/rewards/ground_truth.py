@@ -2,7 +2,7 @@
 
 A dataset row's ``reward_model.ground_truth`` is ``{doc_ids: list[str], golden_label: str,
 summary: str}`` (spec §2.1).  Which field a task reads is given by
-``golongrl.tasks.TaskType.ground_truth_field``; comprehension rows routed through
+``golongrl.tasks.Task.ground_truth_field``; comprehension rows routed through
 ``longbench_pro`` read ``doc_ids`` like the other LongBench-Pro metrics.
 """
 

@@ -194,7 +194,9 @@ def rescale_above(value: float, baseline: float) -> float:
     paid."""
     if baseline >= 1.0:
         return 1.0 if value >= 1.0 else 0.0
-    return max(0.0, (value - baseline) / (1.0 - baseline))
+    if value <= baseline + 1e-12:  # equal up to rounding: no gain over the baseline
+        return 0.0
+    return min(1.0, (value - baseline) / (1.0 - baseline))
 
 
 def informedness(gold: Sequence[str], pred: Sequence[str], universe: Sequence[str]) -> float:

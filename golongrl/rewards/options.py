@@ -17,7 +17,6 @@ REASON_FORMAT = "format"  # failed the think/length gate
 REASON_PARSE = "parse"  # no answer could be extracted (no letter, no parse, invalid JSON...)
 REASON_TIMEOUT = "timeout"
 REASON_ERROR = "error"  # the scorer itself failed (in faithful mode: where the reference raises)
-REASON_GOLD = "gold"  # the ground truth cannot be scored against (hardened mode)
 
 Result = tuple[float, str | None]
 

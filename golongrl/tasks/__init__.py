@@ -1,4 +1,10 @@
-"""The nine capability-oriented task types and how the reference's labels map onto them.
+"""The nine capability-oriented task types, their registry, and how the reference's labels
+map onto them.
+
+Each task type is one unit, the package ``golongrl/tasks/<name>/`` whose ``TASK`` (a
+:class:`~golongrl.tasks.base.Task`) holds its labels, gold parser, answer instruction, answer
+extraction, metric in both modes, reference response and gold-independent baselines; its data
+constructions sit beside it in ``constructions.py``.
 
 Every layer of golongrl (rewards, data pipeline, advantages, trainer, verl plugin, evaluation)
 speaks of tasks by the canonical names in :data:`TASK_TYPES`. Labels coming from the published
@@ -21,9 +27,6 @@ from golongrl.tasks.sequence_ordering import TASK as _SEQUENCE_ORDERING
 from golongrl.tasks.structured_extraction import TASK as _STRUCTURED_EXTRACTION
 from golongrl.tasks.structured_matching import TASK as _STRUCTURED_MATCHING
 from golongrl.tasks.summarization import TASK as _SUMMARIZATION
-
-#: Former name of :class:`Task`, kept for callers that annotate with it.
-TaskType = Task
 
 #: The nine task units by canonical name, in the reference's order.
 TASK_TYPES: dict[str, Task] = {
@@ -169,7 +172,6 @@ __all__ = [
     "LBP_METRIC_TO_TASK",
     "LBP_REWARD_MODES",
     "TASK_TYPES",
-    "TaskType",
     "UnknownTaskError",
     "get_task",
     "reference_task_key",

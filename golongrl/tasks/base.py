@@ -25,7 +25,6 @@ from golongrl.rewards.ground_truth import Gold, GroundTruthError, gold_items, go
 from golongrl.rewards.options import (
     REASON_ERROR,
     REASON_FORMAT,
-    REASON_GOLD,
     REASON_PARSE,
     Result,
     ScoreOptions,
@@ -34,7 +33,6 @@ from golongrl.rewards.options import (
 __all__ = [
     "REASON_ERROR",
     "REASON_FORMAT",
-    "REASON_GOLD",
     "REASON_PARSE",
     "Gold",
     "GroundTruthError",
@@ -239,14 +237,15 @@ class Task:
 
 def parse_candidates(question: str) -> list[str]:
     """Options a question lists: after ``Candidates:`` (comma separated), else the numbers of
-    numbered lines (``1. ...``), else after the last colon when it is comma separated."""
+    numbered lines (``1. ...``), else after the last ``": "`` when it is comma separated."""
     match = _CANDIDATES_LINE.search(question)
     if match:
         return [c.strip() for c in match.group(1).split(",") if c.strip()]
     numbers = _NUMBERED_LINE.findall(question)
     if len(numbers) >= 2:
         return list(dict.fromkeys(numbers))
-    head, sep, tail = question.rpartition(":")
+    # ": " rather than ":" so that a timestamp's colons do not split the list.
+    head, sep, tail = question.rpartition(": ")
     if sep and "," in tail and "\n" not in tail.strip():
         return [c.strip().rstrip(".?") for c in tail.split(",") if c.strip()]
     return []

@@ -21,8 +21,6 @@ from golongrl.tasks.base import (
     Task,
     distinct,
     parse_candidates,
-    row_prompt,
-    row_question,
 )
 
 
@@ -68,4 +66,4 @@ def as_answer(lines: Sequence[str]) -> str:
     return "[Answer]\n" + "\n".join(lines)
 
 
-__all__ = ["ListTask", "as_answer", "row_prompt", "row_question"]
+__all__ = ["ListTask", "as_answer"]

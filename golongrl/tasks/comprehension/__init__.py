@@ -17,7 +17,8 @@ _MC_BARE = re.compile(r"The correct answer is ([A-D])")
 # Hardened: every way of stating the letter an instruction-tuned model uses; the phrase is
 # case-insensitive, the letter is not (so "the correct answer is a ..." is no "A").
 _STATEMENT = re.compile(
-    r"(?:(?i:the\s+(?:correct\s+|final\s+)?answer\s+is)|\[(?i:answer)\]|\[答案\]|答案(?:是|为)?)"
+    r"(?:(?i:the\s+(?:correct\s+|final\s+)?answer\s+is)|\[(?i:answer)\]|\[答案\]|答案(?:是|为)?"
+    r"|(?<![\w\]])(?i:(?:final\s+)?answer)(?=\s*[:：]))"
     r"\s*[:：]?\s*(?:(?i:option)\s+)?[(（\[]?([A-D])(?![A-Za-z0-9])"
 )
 _OPTION_LINE = re.compile(r"^\s*\(([A-D])\)\s*(.+)$", re.M)
@@ -33,7 +34,7 @@ class Comprehension(Task):
     """Multiple choice (A-D) in hardened mode: every answer statement in the text after
     ``</think>`` must name the same letter (so listing several letters scores 0); accepted
     statements: ``The correct answer is (A)`` / ``is: (A)`` / ``is A.``, ``[Answer]: A``,
-    ``**[Answer]** (A)``, ``[答案] A``, ``答案是 A``.  A blind letter earns 1/4."""
+    ``**[Answer]** (A)``, ``Answer: (A)``, ``[答案] A``, ``答案是 A``.  A blind letter earns 1/4."""
 
     name = "comprehension"
     title = "Comprehension"
@@ -48,9 +49,13 @@ class Comprehension(Task):
     chance = 0.25
 
     def _is_lbp(self, data_source: str | None, extra: Mapping[str, Any]) -> bool:
+        """LongBench-Pro route: the row's ``data_source`` says so; without one, its
+        ``reward_mode`` naming one of the 25 LongBench-Pro tasks does."""
+        if data_source is not None:
+            return data_source == "longbench_pro"
         from golongrl.tasks import LBP_REWARD_MODES
 
-        return data_source == "longbench_pro" or extra.get("reward_mode") in LBP_REWARD_MODES
+        return extra.get("reward_mode") in LBP_REWARD_MODES
 
     def parse_gold(self, ground_truth: Any, extra_info: Mapping[str, Any] | None = None, *,
                    data_source: str | None = None, strict: bool = True) -> Gold:

@@ -10,6 +10,7 @@ from golongrl.rewards import text as T
 from golongrl.tasks.base import REASON_PARSE, Gold, Result, ScoreOptions, Task, row_question
 
 _QUOTED = re.compile(r'"([^"\n]{1,200})"')
+_ANSWER_PREFIX = re.compile(r"^\**(?i:(?:final\s+)?answer)\**\s*[:：]\**\s*")
 
 
 class PreciseRetrieval(Task):
@@ -17,7 +18,7 @@ class PreciseRetrieval(Task):
 
     Hardened accepts the answer with the decoration an instruction-tuned model adds around it
     (surrounding markdown emphasis, backticks, quotes, brackets, trailing punctuation, an
-    ``[Answer]`` marker), compared case-sensitively; no substring or partial match, so
+    ``[Answer]`` marker or ``Answer:`` prefix), compared case-sensitively; no substring or partial match, so
     listing several guesses earns nothing.
     """
 
@@ -36,7 +37,7 @@ class PreciseRetrieval(Task):
         return (1.0 if gold.label.strip() == T.after_think(response).strip() else 0.0), None
 
     def hardened(self, gold: Gold, answer: str, options: ScoreOptions) -> Result:
-        body = T.hardened_answer_area(answer)
+        body = _ANSWER_PREFIX.sub("", T.hardened_answer_area(answer), count=1)
         if not body:
             return 0.0, REASON_PARSE
         label = gold.label.strip()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from golongrl.rewards import text as T
 from golongrl.rewards.metrics import pairwise_faithful, pairwise_hardened, rescale_above
-from golongrl.tasks.base import REASON_PARSE, Gold, Result, ScoreOptions, distinct
+from golongrl.tasks.base import REASON_PARSE, Gold, Result, ScoreOptions, distinct, row_question
 from golongrl.tasks.graded_ranking import permutation_of, ranking_items
-from golongrl.tasks.listing import ListTask
+from golongrl.tasks.listing import ListTask, as_answer
+
+_NUMBERED = re.compile(r"^\s*(\d{1,3})[.):]\s+\S", re.M)
 
 
 class SequenceOrdering(ListTask):
@@ -40,11 +43,16 @@ class SequenceOrdering(ListTask):
         return rescale_above(pairwise_hardened(gold_items, items), 0.5), None
 
     def baselines(self, row: Mapping[str, Any]) -> dict[str, str]:
-        out = super().baselines(row)
-        candidates = self.candidates(row)
-        if candidates:
-            out["identity_order"] = out.pop("all_candidates_in_order")
-            out["reversed_order"] = out.pop("all_candidates_reversed")
+        question = row_question(row)
+        out = {"echo_question": as_answer([question])}
+        # Items are answered by their numbers when the question numbers them, whatever
+        # extra_info.candidates holds (the excerpts' texts or their numbers).
+        order = distinct(_NUMBERED.findall(question)) or self.candidates(row)
+        if order:
+            out["identity_order"] = as_answer(order)
+            out["reversed_order"] = as_answer(list(reversed(order)))
+            out["first_item_only"] = as_answer(order[:1])
+            out["middle_out"] = as_answer(order[len(order) // 2 :] + order[: len(order) // 2])
         return out
 
 

@@ -7,10 +7,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from golongrl.rewards import text as T
-from golongrl.rewards.metrics import cohen_kappa, subem_precise
-from golongrl.tasks.base import REASON_PARSE, Gold, Result, ScoreOptions, distinct, row_prompt, row_question
+from golongrl.rewards.metrics import cohen_kappa, subem_precise, subem_recall
+from golongrl.tasks.base import (
+    REASON_PARSE,
+    Gold,
+    Result,
+    ScoreOptions,
+    distinct,
+    row_candidates,
+    row_prompt,
+    row_question,
+)
 from golongrl.tasks.listing import ListTask, as_answer
-from golongrl.rewards.metrics import subem_recall
 
 _KEYED = re.compile(r"^[(\[]?(\d{1,4})[)\]]?\s*(?:[:：.)\-–—=]\s*|\s+)(\S.*)$")
 _NUMBERED_ITEM = re.compile(r"^\s*(\d{1,4})[.):]\s+\S", re.M)
@@ -87,17 +95,17 @@ class StructuredMatching(ListTask):
         return cohen_kappa([expected[k] for k in keys], predicted), None
 
     def labels(self, row: Mapping[str, Any]) -> list[str]:
-        """The labels a row's items are matched to: ``extra_info.candidates``, else a
-        ``(X or Y)`` choice in the question, else the prompt's document headings."""
-        from golongrl.tasks.base import row_candidates
-
-        found = row_candidates(row.get("extra_info"))
-        if found:
-            return found
+        """The labels a row's items are matched to: ``extra_info.labels``, else a ``(X or Y)``
+        choice in the question, else the prompt's document headings, else
+        ``extra_info.candidates``."""
+        extra = row.get("extra_info") or {}
+        found = extra.get("labels") if isinstance(extra, Mapping) else None
+        if isinstance(found, (list, tuple)) and found and all(isinstance(x, str) for x in found):
+            return list(found)
         choice = _CHOICE_LABELS.search(row_question(row))
         if choice:
             return [choice.group(1).strip(), choice.group(2).strip()]
-        return distinct(_HEADING.findall(row_prompt(row)))
+        return distinct(_HEADING.findall(row_prompt(row))) or row_candidates(extra) or []
 
     def baselines(self, row: Mapping[str, Any]) -> dict[str, str]:
         question = row_question(row)

@@ -9,8 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from golongrl.rewards import text as T
-from golongrl.rewards.lcs import lcs_length
-from golongrl.rewards.metrics import RougeRecursionError, rescale_above, rouge_l_summary_level, rouge_l_tokens
+from golongrl.rewards.metrics import RougeRecursionError, rouge_l_summary_level, rouge_l_tokens
 from golongrl.rewards.options import REASON_ERROR
 from golongrl.tasks.base import REASON_PARSE, Gold, Result, ScoreOptions, row_prompt, row_question
 from golongrl.tasks.listing import ListTask
@@ -36,18 +35,16 @@ def _tokens(text: str, is_zh: bool, vocab: dict[str, int]) -> list[int]:
     return [vocab.setdefault(w, len(vocab)) for w in words]
 
 
-def copy_ceiling(source: list[int], reference: list[int]) -> float:
-    """The best ROUGE-L F any copy of words from ``source`` can reach against ``reference``:
-    the LCS ``L`` of the two, written alone, scores ``2L / (L + |reference|)``."""
-    lcs = lcs_length(source, reference)
-    return 2 * lcs / (lcs + len(reference)) if lcs else 0.0
+def without(tokens: list[int], banned: set[int]) -> list[int]:
+    """``tokens`` minus every token in ``banned`` (order kept)."""
+    return [t for t in tokens if t not in banned]
 
 
 class Summarization(ListTask):
     """Hardened: ROUGE-L F1 over word tokens (jieba for Chinese gold) of the text after the
-    answer marker, max over references, rescaled above the best score a copy of the question
-    could reach (:func:`copy_ceiling`), so echoing the question, the title it quotes, or any
-    words taken from it in order earns 0."""
+    answer marker, max over references, with the question's words removed from both sides:
+    echoing the question, the title it quotes, or any words taken from it earns 0, and a
+    summary is paid for what it adds from the document."""
 
     name = "summarization"
     title = "Summarization"
@@ -91,8 +88,13 @@ class Summarization(ListTask):
             is_zh = T.is_mostly_chinese(reference)
             ref_tokens = _tokens(reference, is_zh, vocab)
             hyp_tokens = _tokens(prediction, is_zh, vocab)
-            ceiling = copy_ceiling(_tokens(question, is_zh, vocab), ref_tokens) if question else 0.0
-            best = max(best, rescale_above(rouge_l_tokens(ref_tokens, hyp_tokens), ceiling))
+            # Words the question already holds are free to copy, so neither side is scored
+            # on them; a reference made only of them leaves the plain score.
+            asked = set(_tokens(question, is_zh, vocab)) if question else set()
+            novel_ref = without(ref_tokens, asked)
+            if novel_ref:
+                ref_tokens, hyp_tokens = novel_ref, without(hyp_tokens, asked)
+            best = max(best, rouge_l_tokens(ref_tokens, hyp_tokens))
         return best, None
 
     def reference_response(self, gold: Gold) -> str:

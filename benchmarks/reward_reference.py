@@ -148,8 +148,13 @@ def _math(text: str, gold: str) -> float:
     return 0.0
 
 
-def _iou(text: str, gt: dict[str, Any]) -> float:
-    answer = json.loads(gt["golden_label"])
+def _iou(text: str, gt: Any) -> float:
+    answer = gt
+    if isinstance(gt, dict) and "golden_label" in gt:
+        try:
+            answer = json.loads(gt["golden_label"])
+        except (json.JSONDecodeError, TypeError):
+            return 0.0
     region = (
         text.partition("<answer>")[2].partition("</answer>")[0].strip()
         if "<answer>" in text
@@ -179,6 +184,8 @@ def reference_score(
         return 0.0
     if solution_str.count("<think>") > 1 or solution_str.count("</think>") > 1:
         return 0.0
+    if data_source == "multitableqa_pretraining":  # the one route that does not unwrap a list
+        return _iou(solution_str, ground_truth)
     if isinstance(ground_truth, list):
         ground_truth = ground_truth[-1]
     if data_source == "longbench_pro":
@@ -196,6 +203,4 @@ def reference_score(
     if "math_longcot_math_verify" in data_source:
         gold = ground_truth if isinstance(ground_truth, str) else ground_truth["golden_label"]
         return _math(solution_str, gold)
-    if data_source == "multitableqa_pretraining":
-        return _iou(solution_str, ground_truth)
     raise NotImplementedError(f"Reward function is not implemented for {data_source=}")
