@@ -133,3 +133,21 @@ def test_folder_input_and_cli(tmp_path: Path) -> None:
 def test_length_buckets() -> None:
     assert [bucket_name(n) for n in (10, 8192, 8193, 32768, 100_000, 163_840, 163_841)] == [
         "<=8K", "<=8K", "<=32K", "<=32K", "<=128K", "<=160K", ">160K"]
+
+
+def test_parquet_input_and_streamed_parquet_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import golongrl.data.importer as importer
+
+    rows = [r for r in _fixture_rows() if isinstance(r["reward_model"]["ground_truth"], dict)]
+    rows[0]["extra_info"]["publisher_note"] = "only this row has this key"
+    write_records(tmp_path / "pub.jsonl", rows)
+    source = tmp_path / "pub.parquet"
+    write_records(source, rows)
+    monkeypatch.setattr(importer, "_PARQUET_BATCH_ROWS", 3)  # several batches, one schema
+    result = import_dataset(source, tmp_path / "out")
+    assert result.rows_written == len(rows) == 10
+    back = [r for _, r in read_valid_records(tmp_path / "out" / "train.parquet")]
+    assert [r["extra_info"]["task_type"] for r in back] == [
+        r["extra_info"]["task_type"] for _, r in read_records(tmp_path / "out" / "train.jsonl")]
+    assert back[0]["extra_info"]["publisher_note"] == "only this row has this key"
+    assert back[1]["extra_info"]["publisher_note"] is None

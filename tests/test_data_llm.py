@@ -409,3 +409,9 @@ def test_build_dataset_writes_llm_rows_and_records_failures(tmp_path: Path, monk
         failures = [json.loads(line)["reason"] for line in (tmp_path / "a" / "failures.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(r["extra_info"]["construction"] == "llm_summarization" for r in rows)
     assert len(failures) == 1 and "endpoint failed" in failures[0]
+
+
+def test_config_accepts_every_task_and_rejects_unknown_ones() -> None:
+    assert DataConfig.model_validate({"llm": {"enabled": True, "backend": "openai:http://x/v1#m"}}).llm.tasks == list(LLM_TASKS)
+    with pytest.raises(ValueError, match="llm.tasks must be task types"):
+        DataConfig.model_validate({"llm": {"enabled": True, "backend": "openai:http://x/v1#m", "tasks": ["trivia"]}})

@@ -35,8 +35,9 @@ from golongrl.tasks import TASK_TYPES, resolve_task
 
 #: Upper edges (tokens) of the length buckets in the report; the last bucket is open.
 LENGTH_BUCKETS: tuple[int, ...] = (8_192, 32_768, 65_536, 131_072, 163_840)
-#: Rows tokenised per batch: bounds memory on files of 100K-token prompts.
+#: Rows tokenised per batch / written per parquet batch: bounds memory on 100K-token prompts.
 _BATCH_ROWS = 64
+_PARQUET_BATCH_ROWS = 256
 
 
 @dataclass
@@ -185,6 +186,49 @@ def _measured(rows: Iterable[dict[str, Any]], counter: Any, result: ImportResult
     yield from flush()
 
 
+def _batches(jsonl: Path, keys: list[str] | None = None) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    with jsonl.open(encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            if keys is not None:  # one struct type needs every row to carry every field
+                row["extra_info"] = {k: row["extra_info"].get(k) for k in keys}
+            batch.append(row)
+            if len(batch) >= _PARQUET_BATCH_ROWS:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+def write_parquet_streaming(jsonl: Path, output: Path) -> int:
+    """Write the rows of ``jsonl`` as one parquet file, a batch at a time (the published rows
+    carry prompts of up to 160K tokens: 23K of them do not fit in memory at once).
+
+    The schema is the union over all batches (``extra_info`` keys differ between published
+    rows; a key a row lacks is null there), found in a first pass that keeps only schemas."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    keys: dict[str, None] = {}
+    for batch in _batches(jsonl):
+        for row in batch:
+            keys.update(dict.fromkeys(row["extra_info"]))
+    names = list(keys)
+    schemas = [pa.Table.from_pylist(batch).schema for batch in _batches(jsonl, names)]
+    if not schemas:
+        with atomic_output(output, "wb") as handle:
+            pq.write_table(pa.table({}), handle)
+        return 0
+    schema = pa.unify_schemas(schemas, promote_options="permissive")
+    count = 0
+    with atomic_output(output, "wb") as handle, pq.ParquetWriter(handle, schema, compression="zstd") as writer:
+        for batch in _batches(jsonl, names):
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+            count += len(batch)
+    return count
+
+
 def import_dataset(
     path: str | Path,
     output: str | Path,
@@ -226,9 +270,8 @@ def import_dataset(
     jsonl = out / f"{split}.jsonl"
     files = dataset_files(path)
     result.rows_written = write_records(jsonl, kept(_measured(_rows(files, split, on_error, result), counter, result)))
-    # The kept rows are read back from the JSONL just written, so the two exports hold the same
-    # rows; a parquet schema needs every row at once (write_records).
-    write_records(out / f"{split}.parquet", (json.loads(line) for line in jsonl.open(encoding="utf-8")))
+    # The parquet is made from the JSONL just written, so both exports hold the same rows.
+    write_parquet_streaming(jsonl, out / f"{split}.parquet")
     with atomic_output(out / "skipped.jsonl", "w") as handle:
         handle.write("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in result.skipped))
     with atomic_output(out / "report.json", "w") as handle:
@@ -237,4 +280,4 @@ def import_dataset(
     return result
 
 
-__all__ = ["ImportResult", "LENGTH_BUCKETS", "bucket_name", "canonical_row", "dataset_files", "import_dataset", "to_plain"]
+__all__ = ["ImportResult", "LENGTH_BUCKETS", "bucket_name", "canonical_row", "dataset_files", "import_dataset", "to_plain", "write_parquet_streaming"]
