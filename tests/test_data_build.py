@@ -109,10 +109,18 @@ def test_cli_validate_stats_export(tiny_build: Path, tmp_path: Path) -> None:
     assert {p.name for p in (tmp_path / "plots").iterdir()} == {"lengths.png", "tasks_domains.png"}
 
     out = tmp_path / "verl.parquet"
-    result = runner.invoke(app, ["data", "export", str(tiny_build / "train.jsonl"), "-o", str(out), "--max-prompt-length", "420"])
+    result = runner.invoke(app, ["data", "export", str(tiny_build / "train.jsonl"), "-o", str(out), "--max-prompt-length", "1400"])
     assert result.exit_code == 0, result.output
     import pyarrow.parquet as pq
 
     table = pq.read_table(out)
     assert {"data_source", "prompt", "ability", "reward_model", "extra_info"} <= set(table.column_names)
     assert 0 < table.num_rows < len(list(read_records(tiny_build / "train.jsonl")))
+
+
+def test_forked_workers_write_identical_files(tiny_build: Path, tmp_path: Path) -> None:
+    config = load_config(TINY).model_copy(update={"workers": 2})
+    out = tmp_path / "forked"
+    build_dataset(config, out)
+    for name in ("train.jsonl", "eval.jsonl", "failures.jsonl"):
+        assert (out / name).read_bytes() == (tiny_build / name).read_bytes(), name

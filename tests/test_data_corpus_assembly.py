@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from golongrl.data.assembly import AssemblyError, UnitCache, assemble_context
+from golongrl.data.assembly import AssemblyError, UnitCache, assemble_context, assemble_sections
 from golongrl.data.corpus import (
     CleaningRules,
     Document,
@@ -103,3 +103,27 @@ def test_position_places_main_window_and_distractors_are_real(corpus, cache) -> 
 def test_impossible_target_is_a_clear_error(corpus, cache) -> None:
     with pytest.raises(AssemblyError, match="1 %"):
         assemble_context(corpus[0], [], 2_000_000, cache, random.Random(0))
+
+
+@pytest.mark.parametrize("domain,target", [("government", 4096), ("technical", 32768), ("tables", 2048), ("literature", 8192)])
+def test_sections_of_same_domain_documents_meet_the_target_exactly_measured(
+    corpus: list[Document], cache: UnitCache, domain: str, target: int
+) -> None:
+    counter = cache.counter
+    docs = [d for d in corpus if d.domain == domain and (d.kind != "table" or len(d.text.split("\n", 1)[0]) < 600)]
+    rng = random.Random(f"sections/{domain}")
+    picked = rng.sample(docs, min(len(docs), 5))
+    for d in picked:
+        d.tokens = d.tokens or counter.count(d.text)
+    ctx = assemble_sections(picked, target, cache, rng, main_index=len(picked) // 2)
+    # The line-by-line measurement is the exact count of the whole text.
+    assert ctx.tokens == counter.count(ctx.text)
+    tolerance = 0.01 if domain == "tables" else 0.005
+    assert abs(ctx.tokens - target) <= tolerance * target
+    roles = [b.role for b in ctx.blocks]
+    assert roles.count("main") == 1 and ctx.blocks[ctx.main_index].doc is picked[len(picked) // 2]
+    # Only real documents of the domain: one section per document (plus the tables' own notes).
+    assert {b.doc.domain for b in ctx.blocks} == {domain}
+    assert [b.doc.id for b in ctx.blocks if b.role != "notes"] == [d.id for d in picked]
+    # Every unit, including a window's cut edge, is verbatim text of its document.
+    assert all(u in block.doc.text for block in ctx.blocks for u in block.units)

@@ -1,4 +1,4 @@
-"""``golongrl data build | validate | stats | export``."""
+"""``golongrl data build | validate | stats | export | import``."""
 
 from __future__ import annotations
 
@@ -143,3 +143,39 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
             f"wrote {result.written} rows to {output} ({result.dropped_overlong} dropped as longer than "
             f"{max_prompt_length} tokens; longest templated prompt {result.max_prompt_tokens})"
         )
+
+    @data_app.command("import")
+    def import_(
+        path: Path = typer.Argument(..., help="The GoLongRL parquet/JSONL file you downloaded, or a folder of them."),
+        output: Path = typer.Option(..., "--output", "-o", help="Folder for <split>.jsonl, <split>.parquet, report.json."),
+        split: str = typer.Option("train", help="Split name of the written files and of rows without one."),
+        skip_invalid: bool = typer.Option(False, "--skip-invalid", help="Leave bad rows out (listed in skipped.jsonl) instead of stopping."),
+        tokenizer: str = typer.Option("smollm2", help="Tokenizer the prompt lengths are measured in."),
+        max_prompt_tokens: Optional[int] = typer.Option(None, help="Skip rows whose prompt is longer (the reference keeps <= 163840)."),
+    ) -> None:
+        """Validate the published GoLongRL dataset, map its labels to the nine tasks, report counts
+        by task and length, and write it for verl (parquet) and the local trainer (JSONL)."""
+        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn
+
+        from golongrl.data.importer import import_dataset
+        from golongrl.data.schema import DataError
+
+        console = Console()
+        with Progress(SpinnerColumn(), TextColumn("{task.description} {task.completed} rows"), console=console,
+                      transient=True) as bar:
+            job = bar.add_task("importing", total=None)
+            try:
+                result = import_dataset(path, output, split=split, on_error="skip" if skip_invalid else "raise",
+                                        tokenizer=tokenizer, max_prompt_tokens=max_prompt_tokens,
+                                        on_row=lambda: bar.advance(job))
+            except DataError as exc:
+                console.print(f"[red]error:[/red] {exc}")
+                raise typer.Exit(2) from None
+        report = result.report()
+        console.print(f"read {result.rows_read} rows, wrote {result.rows_written}, skipped {len(result.skipped)}")
+        for task, n in report["per_task"].items():
+            lengths = report["prompt_tokens"][task]
+            buckets = ", ".join(f"{b}={c}" for b, c in sorted(report["per_length_bucket"][task].items()))
+            console.print(f"  {task}: {n} rows, median {lengths['median']} / max {lengths['max']} tokens ({buckets})")
+        console.print(f"wrote {output / (split + '.jsonl')}, {output / (split + '.parquet')}, report.json, skipped.jsonl")

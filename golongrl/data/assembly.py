@@ -21,15 +21,21 @@ verification pass are tokenised at assembly time.
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 from golongrl.data.corpus import Document
-from golongrl.data.text import split_paragraphs, word_counts
+from golongrl.text import split_paragraphs, word_counts
 from golongrl.data.tokens import TokenCounter
 
 BLOCK_SEPARATOR = "\n\n"
+#: Where a text may be cut for counting: after a newline that a non-space character (or
+#: another newline) follows. Indented lines stay with the line before them.
+_LINE_CUT = re.compile(r"(?<=\n)(?=[^ \t])")
+#: Bound on the per-line count cache (about the number of lines of a large corpus).
+_MAX_CACHED_LINES = 400_000
 #: Smallest gap worth a distractor block (its title line alone costs ~10 tokens).
 MIN_FILLER_TOKENS = 32
 
@@ -122,6 +128,7 @@ class UnitCache:
         self._counts: dict[str, list[int | None]] = {}
         self._overhead: dict[str, int] = {}
         self._join: dict[str, float] = {}
+        self._lines: dict[str, int] = {}
         self.additive = self._check_additive()
 
     def split(self, doc: Document) -> list[str]:
@@ -175,31 +182,35 @@ class UnitCache:
     def measure(self, ctx: "Context", memo: dict[str, int]) -> int:
         """Exact token count of ``ctx.text``.
 
-        When the tokenizer never merges tokens across a block boundary (checked once by
-        :meth:`_check_additive`), the blocks are counted separately, in parallel, and
-        re-counted only when they change; otherwise the whole text is encoded.
+        When the tokenizer never merges tokens across a line break followed by a non-space
+        character (checked once by :meth:`_check_additive`), the text is counted line by line
+        and every line's count is kept in a cache bounded by the corpus (whole paragraphs,
+        turns and rows recur across contexts), so only lines cut at a token boundary are
+        encoded anew. Otherwise the whole text is encoded.
         """
-        if not self.additive:
+        if not self.additive or "\n\n\n" in ctx.text or " \n" in ctx.text or "\t\n" in ctx.text:
+            # Runs of three newlines and trailing blanks merge across the cut; normalised
+            # documents have neither, but measure exactly whatever the text.
             return self.counter.count(ctx.text)
-        # Cut each separator between its two newlines: byte-level BPE pre-tokenisers split
-        # "\n\n#" into "\n" | "\n" | "#", so no token spans the cut (verified by the probe).
-        last = len(ctx.blocks) - 1
-        pieces = [
-            ("\n" if i else "") + b.text + ("\n" if i < last else "") for i, b in enumerate(ctx.blocks)
-        ]
-        todo = [p for p in pieces if p not in memo]
+        pieces = _LINE_CUT.split(ctx.text)
+        todo = list({p for p in pieces if p not in self._lines and p not in memo})
         for piece, n in zip(todo, self.counter.count_many(todo)):
             memo[piece] = n
-        return sum(memo[p] for p in pieces)
+        if len(self._lines) < _MAX_CACHED_LINES:
+            self._lines.update(memo)
+        return sum(self._lines.get(p) or memo[p] for p in pieces)
 
     def _check_additive(self) -> bool:
-        probes = ("The end.", "in 1848", "Speaker A: ok!", "4.5,7,x", "done)", "word ", "")
-        follow = "# A title\n\nNext block text."
-        return all(
-            self.counter.count(p + BLOCK_SEPARATOR + follow)
-            == self.counter.count(p + "\n") + self.counter.count("\n" + follow)
-            for p in probes
-        )
+        probes = ("The end.", "in 1848", "Speaker A: ok!", "4.5,7,x", "done)", "# A title", "“Yes,”", "a,,")
+        follows = ("# A title", "Next block text.", "Speaker B: no", "1:2 And", "“Quote”",
+                   "(a) item", "- item", "12,3.5,x", "中文文本", "'tis")
+        for p in probes:
+            for f in follows:
+                for joiner in ("\n", "\n\n"):
+                    text = p + joiner + f
+                    if self.counter.count(text) != sum(self.counter.count(x) for x in _LINE_CUT.split(text)):
+                        return False
+        return True
 
 
 
@@ -298,6 +309,117 @@ def assemble_context(
     return ctx
 
 
+def _section_window(doc: Document, budget: float, cache: UnitCache, rng: random.Random, role: str) -> tuple[Block, float]:
+    """A contiguous window of ``doc`` of at most ``budget`` tokens (header included), starting
+    at a random unit; prose and dialogue end on a unit cut at a token boundary, a table keeps
+    its header row and whole rows. Returns the block and the tokens it uses."""
+    units = cache.split(doc)
+    joiner = cache.joiner_tokens(doc)
+    room = budget - cache.header_tokens(doc) - 2
+    keep_first = doc.kind == "table"
+    lo = 1 if keep_first else 0
+    used = float(cache.counts(doc, [0])[0]) if keep_first else 0.0
+    suffix, last_start = used, lo
+    for i, n in cache.walk(doc, len(units) - 1, -1):
+        if i < lo:
+            break
+        suffix += n + joiner
+        last_start = i
+        if suffix >= room:
+            break
+    start = rng.randint(lo, max(lo, last_start)) if suffix >= room else lo
+    chosen: list[str] = [units[0]] if keep_first else []
+    cut_source, cut_index, following = None, -1, len(units)
+    for i, n in cache.walk(doc, start, 1):
+        cost = n + (joiner if chosen else 0)
+        if used + cost > room:
+            following = i
+            break
+        chosen.append(units[i])
+        used += cost
+    if not keep_first and following < len(units) and room - used > joiner + 4:
+        piece = cache.counter.head(units[following], int(room - used - joiner))
+        if piece.strip():
+            chosen.append(piece)
+            used += cache.counter.count(piece) + joiner
+            cut_source, cut_index = units[following], following
+    if len(chosen) <= int(keep_first):
+        raise AssemblyError(f"document {doc.id}: no unit fits in {int(room)} tokens")
+    if keep_first:
+        cut_index = following  # a table's next row, which the length correction may add
+    block = Block(doc, chosen, role, cut_source=cut_source, cut_index=cut_index)
+    return block, used + cache.header_tokens(doc) + 2
+
+
+def _table_notes(docs: Sequence[Document]) -> Document | None:
+    """For an all-table context, a section of the tables' own descriptions (``None`` if the
+    context has prose or no table is described)."""
+    if any(d.kind != "table" for d in docs):
+        return None
+    described = sorted((d for d in docs if d.summary), key=lambda d: d.id)
+    if not described:
+        return None
+    return Document(
+        id="notes:" + "+".join(d.id for d in described), title="Notes on the tables", domain=docs[0].domain,
+        kind="prose", text="\n\n".join(f"{d.title}: {d.summary}" for d in described),
+        provenance=dict(described[0].provenance),
+    )
+
+
+def _block_tokens(block: Block, cache: UnitCache) -> float:
+    units = cache.split(block.doc)
+    index = {u: i for i, u in enumerate(units)}
+    counts = cache.counts(block.doc, [index[u] for u in block.units if u in index])
+    return sum(counts) + cache.joiner_tokens(block.doc) * max(0, len(block.units) - 1)
+
+
+def assemble_sections(
+    docs: Sequence[Document],
+    target_tokens: int,
+    cache: UnitCache,
+    rng: random.Random,
+    *,
+    main_index: int = 0,
+    tolerance: float = 0.005,
+) -> Context:
+    """A context of ``target_tokens`` (± ``tolerance``; whole-row tables ± 1 %) made only of
+    real documents: one section per document, in the given order, each a window of about an
+    equal share of the budget under its title. ``docs[main_index]`` is the focus document
+    (role ``main``, the others ``neighbour``); the caller places it at the wanted depth.
+
+    A document shorter than its share is included whole and leaves its unused budget to the
+    documents after it, so the total still meets the target. Raises :class:`AssemblyError`
+    when the documents together are too short or a share is too small for any unit.
+    """
+    if not docs:
+        raise AssemblyError("no documents for the context")
+    if target_tokens < 32 * len(docs):
+        raise AssemblyError(f"{target_tokens} tokens are too few for {len(docs)} sections")
+    notes = _table_notes(docs)
+    left = float(target_tokens)
+    if notes is not None:
+        # Whole rows cannot meet the length to the token; the tables' own documentation,
+        # cut at a token boundary, closes the gap.
+        left -= min(max(48.0, 0.04 * target_tokens), 0.5 * target_tokens)
+    # Shortest first, so a short document's leftover flows to the longer ones.
+    order = sorted(range(len(docs)), key=lambda i: (docs[i].tokens or 0, i))
+    blocks: dict[int, Block] = {}
+    for n, i in enumerate(order):
+        share = left / (len(docs) - n)
+        block, used = _section_window(docs[i], share, cache, rng, "main" if i == main_index else "neighbour")
+        blocks[i] = block
+        left -= used
+    ordered = [blocks[i] for i in range(len(docs))]
+    if notes is not None:
+        room = target_tokens - sum(cache.header_tokens(b.doc) + 2 + _block_tokens(b, cache) for b in ordered)
+        if room > 16:
+            ordered.append(_section_window(notes, room, cache, rng, "notes")[0])
+    ctx = Context(blocks=ordered, target_tokens=target_tokens, main_index=main_index)
+    ctx.render()
+    _correct(ctx, cache, tolerance)
+    return ctx
+
+
 def _fill(
     pool: list[Document], pos: int, budget: int, cache: UnitCache, *, from_end: bool
 ) -> tuple[list[Block], int]:
@@ -371,10 +493,19 @@ def _correct(ctx: Context, cache: UnitCache, tolerance: float) -> None:
         index = next((i for i in candidates if ctx.blocks[i].cut_source is not None), None)
         if index is None:
             if error < 0:
-                break
+                # Whole-row tables are short: add the next row of a table that has one.
+                grow = next((b for b in reversed(ctx.blocks) if b.doc.kind == "table"
+                             and 0 <= b.cut_index < len(cache.split(b.doc))), None)
+                if grow is None:
+                    break
+                grow.units.append(cache.split(grow.doc)[grow.cut_index])
+                grow.cut_index += 1
+                ctx.render()
+                continue
             index = candidates[0]
             block = ctx.blocks[index]
-            if block.doc.kind == "table" and block.role == "main":
+            if block.doc.kind == "table":
+                # Any table loses whole rows: a cut row would be false data.
                 if len(block.units) <= 2:
                     break
                 block.units.pop()
@@ -438,5 +569,6 @@ __all__ = [
     "Context",
     "UnitCache",
     "assemble_context",
+    "assemble_sections",
     "doc_units",
 ]

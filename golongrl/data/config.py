@@ -13,10 +13,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from golongrl.data.corpus import DEFAULT_DOMAINS
+from golongrl.data.corpus import AVAILABLE_DOMAINS, DEFAULT_DOMAINS
 from golongrl.data.schema import DataError
 from golongrl.safe_yaml import YamlLimitError, load_yaml
 from golongrl.tasks import TASK_TYPES
+
+_ALL_TASKS: tuple[str, ...] = tuple(TASK_TYPES)
 
 
 class _Strict(BaseModel):
@@ -39,23 +41,24 @@ class CorpusConfig(_Strict):
     @field_validator("default_domains")
     @classmethod
     def _known_domains(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(DEFAULT_DOMAINS))
+        unknown = sorted(set(value) - set(AVAILABLE_DOMAINS))
         if unknown:
-            raise ValueError(f"unknown default-corpus domains {unknown}; known: {list(DEFAULT_DOMAINS)}")
+            raise ValueError(f"unknown default-corpus domains {unknown}; known: {list(AVAILABLE_DOMAINS)}")
         return value
 
 
 class ContextConfig(_Strict):
     """Context assembly: lengths in target-tokenizer tokens and the answer's depth."""
 
-    train_lengths: list[int] = Field(default_factory=lambda: [384, 768, 1536], description="Cycled per sample.")
-    eval_lengths: list[int] = Field(default_factory=lambda: [512, 1024, 2048])
+    train_lengths: list[int] = Field(default_factory=lambda: [1024, 2048, 4096], description="Cycled per sample.")
+    eval_lengths: list[int] = Field(default_factory=lambda: [2048, 4096])
     position: float | Literal["uniform"] | None = Field(
         "uniform", description="Answer depth 0-1, 'uniform' (spread evenly over samples) or null (random)."
     )
-    main_share: float = Field(1.0, gt=0, le=1, description="Cap on the main document's share of a context.")
-    multi_document_share: float = Field(0.5, gt=0, lt=1, description="Main share for multi-document tasks.")
-    tolerance: float = Field(0.005, gt=0, le=0.01, description="Allowed relative length error.")
+    tolerance: float = Field(
+        0.005, gt=0, le=0.01,
+        description="Allowed relative length error (contexts of whole table rows may use up to 1 %).",
+    )
 
     @field_validator("train_lengths", "eval_lengths")
     @classmethod
@@ -66,26 +69,35 @@ class ContextConfig(_Strict):
 
 
 class LLMConfig(_Strict):
-    """LLM-backed construction through an OpenAI-compatible endpoint (off by default)."""
+    """LLM-backed construction through an OpenAI-compatible endpoint (off by default).
+
+    A generator model writes a question and its gold as JSON (one schema per task); a verifier
+    model (``verifier_backend``, default the generator's endpoint) then answers it with and
+    without the context, and lists every answer it finds (see :mod:`golongrl.data.llm`)."""
 
     enabled: bool = False
     backend: str = Field("", description="'openai:<base_url>#<model>'; the key comes from api_key_env.")
+    verifier_backend: str | None = Field(None, description="Verifier endpoint (default: the generator's).")
     api_key_env: str = "OPENAI_API_KEY"
-    tasks: list[str] = Field(default_factory=lambda: ["precise_retrieval", "comprehension", "summarization"])
-    samples_per_task: int = Field(2, ge=0)
-    concurrency: int = Field(4, ge=1, description="Requests in flight (the rate limit).")
+    tasks: list[str] = Field(default_factory=lambda: list(_ALL_TASKS))
+    domains: list[str] = Field(default_factory=list, description="Main documents' domains (empty: any).")
+    samples_per_task: int = Field(2, ge=0, description="Train-split samples per task.")
+    eval_samples_per_task: int = Field(0, ge=0, description="Eval-split samples per task.")
+    concurrency: int = Field(4, ge=1, description="Requests in flight at once.")
+    requests_per_second: float = Field(0.0, ge=0, description="Request rate limit (0: none).")
     max_retries: int = Field(3, ge=0)
     timeout_s: float = Field(120.0, gt=0)
-    max_new_tokens: int = Field(512, ge=16)
+    max_new_tokens: int = Field(768, ge=16)
     temperature: float = Field(0.0, ge=0)
+    verify: bool = Field(True, description="Run the verifier calls (off: only the rule checks).")
 
     @model_validator(mode="after")
     def _backend_when_enabled(self) -> "LLMConfig":
         if self.enabled and not self.backend:
             raise ValueError("llm.enabled needs llm.backend ('openai:<base_url>#<model>')")
-        bad = sorted(set(self.tasks) - {"precise_retrieval", "comprehension", "summarization"})
+        bad = sorted(set(self.tasks) - set(_ALL_TASKS))
         if bad:
-            raise ValueError(f"llm.tasks supports precise_retrieval, comprehension, summarization; got {bad}")
+            raise ValueError(f"llm.tasks must be task types ({', '.join(_ALL_TASKS)}); got {bad}")
         return self
 
 
@@ -104,7 +116,11 @@ class CalibrationConfig(_Strict):
     large_policy: str | None = None
     rollouts: int = Field(4, ge=1)
     temperature: float = Field(1.0, ge=0)
-    max_new_tokens: int = Field(128, ge=1)
+    max_new_tokens: int = Field(128, ge=1, description="Tokens for the answer.")
+    thinking_budget: int = Field(
+        0, ge=0, description="Extra tokens for a <think> block; > 0 also demands the block be closed."
+    )
+    batch_size: int = Field(16, ge=1, description="Rows per backend call; each batch is logged when it returns.")
     easy_min: float = Field(0.8, ge=0, le=1)
     medium_min: float = Field(0.2, ge=0, le=1)
     large_medium_min: float = Field(0.5, ge=0, le=1)
@@ -128,7 +144,11 @@ class ShortcutConfig(_Strict):
     policy: str = "tiny"
     rollouts: int = Field(2, ge=1)
     max_new_tokens: int = Field(64, ge=1)
-    max_pass_rate: float = Field(0.5, ge=0, le=1, description="Drop when the no-context pass rate exceeds this.")
+    margin: float = Field(
+        0.1, ge=0, le=1,
+        description="Drop a row whose no-context pass rate exceeds its task's best lazy-strategy mean by this.",
+    )
+    batch_size: int = Field(16, ge=1, description="Rows per backend call; each batch is logged when it returns.")
 
 
 class DecontaminationConfig(_Strict):
@@ -150,6 +170,7 @@ class DataConfig(_Strict):
     tasks: dict[str, int] = Field(default_factory=dict, description="Per-task train counts (override).")
     eval_fraction: float = Field(0.25, ge=0, lt=1, description="Share of each domain's documents held out.")
     max_attempts: int = Field(12, ge=1, description="Construction tries per sample before giving up.")
+    workers: int = Field(1, ge=1, description="Processes building samples (forked; output is identical).")
     formats: list[Literal["jsonl", "parquet"]] = Field(default_factory=lambda: ["jsonl", "parquet"])
     corpus: CorpusConfig = Field(default_factory=CorpusConfig)
     context: ContextConfig = Field(default_factory=ContextConfig)
@@ -172,8 +193,9 @@ class DataConfig(_Strict):
         return self.tasks.get(task, self.samples_per_task)
 
     def fingerprint(self) -> str:
-        """Hash of everything that shapes the output (resume refuses a changed config)."""
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Hash of everything that shapes the output (resume refuses a changed config);
+        ``workers`` does not, so a build may resume with another worker count."""
+        payload = json.dumps(self.model_dump(mode="json", exclude={"workers"}), sort_keys=True)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 

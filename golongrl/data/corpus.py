@@ -3,11 +3,13 @@
 A :class:`Document` is one real text with its provenance and metadata. Documents come from
 
 * the default corpus shipped in ``golongrl/data/corpus/<domain>.jsonl.xz`` (literature,
-  government, technical, legal, tables; see CORPUS.md and ``scripts/build_corpus.py``), plus
-  dialogues read at run time from the installed ``chitchat-dataset`` package (MIT);
-* a user folder: ``.txt``, ``.md``, ``.html``/``.htm``, ``.csv`` (a table) and ``.jsonl``
-  (one document per line: ``text`` plus optional ``id``, ``title``, ``domain``, ``kind``,
-  ``language``, ``summary``). The domain of a plain file is its first sub-folder's name.
+  government, technical, legal, tables, and the opt-in papers and multitables; see CORPUS.md
+  and ``scripts/build_corpus.py``), plus dialogues read at run time from the installed
+  ``chitchat-dataset`` package (MIT);
+* a user folder: ``.txt``, ``.md``, ``.html``/``.htm``, ``.csv`` (a table), ``.jsonl`` (one
+  document per line: ``text`` plus optional ``id``, ``title``, ``domain``, ``kind``,
+  ``language``, ``summary``), ``.pdf`` (text layer, via ``pypdf``) and ``.epub`` (its spine's
+  XHTML in reading order). The domain of a plain file is its first sub-folder's name.
 
 Malformed documents (not UTF-8, empty, too short, one huge line) are skipped with a logged
 reason, never an exception. Exact duplicates (same normalised text) and near duplicates
@@ -30,15 +32,20 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from golongrl.data.text import count_words, html_to_text, normalize_text, unwrap_paragraphs
+from golongrl.text import count_words, html_to_text, normalize_text, unwrap_paragraphs
 
 log = logging.getLogger(__name__)
 
 CORPUS_DIR = Path(__file__).with_name("corpus")
-SHIPPED_DOMAINS: tuple[str, ...] = ("literature", "government", "technical", "legal", "tables")
-DEFAULT_DOMAINS: tuple[str, ...] = (*SHIPPED_DOMAINS, "dialogues")
+SHIPPED_DOMAINS: tuple[str, ...] = ("literature", "government", "technical", "legal", "tables", "papers", "multitables")
+#: Every domain :func:`load_default_corpus` can load.
+AVAILABLE_DOMAINS: tuple[str, ...] = (*SHIPPED_DOMAINS, "dialogues")
+#: What a build uses when the config names no domains. ``papers`` (JSS articles with their
+#: abstracts) and ``multitables`` (groups of related tables to join) are opt-in, so adding
+#: them did not change existing builds.
+DEFAULT_DOMAINS: tuple[str, ...] = ("literature", "government", "technical", "legal", "tables", "dialogues")
 KINDS: frozenset[str] = frozenset({"prose", "table", "dialogue"})
-TEXT_SUFFIXES = frozenset({".txt", ".md", ".html", ".htm", ".csv", ".jsonl"})
+TEXT_SUFFIXES = frozenset({".txt", ".md", ".html", ".htm", ".csv", ".jsonl", ".pdf", ".epub"})
 
 
 @dataclass
@@ -226,9 +233,9 @@ def load_default_corpus(
     domains: Sequence[str] = DEFAULT_DOMAINS, *, max_dialogues: int = 60
 ) -> list[Document]:
     """The built-in corpus: shipped domains plus chitchat dialogues, in a fixed order."""
-    unknown = set(domains) - set(DEFAULT_DOMAINS)
+    unknown = set(domains) - set(AVAILABLE_DOMAINS)
     if unknown:
-        raise ValueError(f"unknown default-corpus domains {sorted(unknown)}; known: {DEFAULT_DOMAINS}")
+        raise ValueError(f"unknown default-corpus domains {sorted(unknown)}; known: {AVAILABLE_DOMAINS}")
     docs: list[Document] = []
     for domain in domains:
         if domain == "dialogues":
@@ -242,10 +249,77 @@ def _copy(doc: Document) -> Document:
     return Document(**{**doc.__dict__, "provenance": dict(doc.provenance), "meta": dict(doc.meta)})
 
 
+class UnreadableDocument(ValueError):
+    """A PDF or EPUB file that cannot be read; the message says why."""
+
+
+def read_pdf(path: Path) -> str:
+    """The text layer of a PDF, pages joined by blank lines (``pypdf``). Scanned PDFs without a
+    text layer come back empty and are then skipped as empty documents."""
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(path)
+        if reader.is_encrypted:
+            raise UnreadableDocument("encrypted PDF")
+        return "\n\n".join((page.extract_text() or "").strip() for page in reader.pages)
+    except (PdfReadError, ValueError, KeyError, OSError) as exc:
+        if isinstance(exc, UnreadableDocument):
+            raise
+        raise UnreadableDocument(f"not a readable PDF ({type(exc).__name__}: {exc})") from None
+
+
+def read_epub(path: Path) -> tuple[str, str | None]:
+    """Text and title of an EPUB: the XHTML documents of the package's spine, in reading order.
+
+    An EPUB is a zip holding ``META-INF/container.xml``, which names the OPF package file whose
+    manifest and spine list the content documents; stdlib ``zipfile`` + ``xml.etree`` and the
+    corpus' own HTML-to-text conversion read it, so no EPUB library (and its lxml dependency)
+    is needed for a format this small."""
+    import posixpath
+    import xml.etree.ElementTree as ET
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as book:
+            container = ET.fromstring(book.read("META-INF/container.xml"))
+            rootfile = next(e for e in container.iter() if e.tag.endswith("rootfile")).get("full-path", "")
+            opf = ET.fromstring(book.read(rootfile))
+            base = posixpath.dirname(rootfile)
+            manifest = {e.get("id"): e.get("href", "") for e in opf.iter() if e.tag.endswith("}item")}
+            spine = [e.get("idref") for e in opf.iter() if e.tag.endswith("itemref")]
+            title = next((e.text for e in opf.iter() if e.tag.endswith("}title") and e.text), None)
+            parts = []
+            for idref in spine:
+                href = manifest.get(idref)
+                if href is None:
+                    raise UnreadableDocument(f"spine item {idref!r} is not in the manifest")
+                raw = book.read(posixpath.normpath(posixpath.join(base, href)))
+                parts.append(html_to_text(raw.decode("utf-8", "replace")))
+    except (zipfile.BadZipFile, KeyError, StopIteration, ET.ParseError) as exc:
+        raise UnreadableDocument(f"not a readable EPUB ({type(exc).__name__}: {exc})") from None
+    return "\n\n".join(p for p in parts if p.strip()), title
+
+
 def _read_file(path: Path, root: Path) -> Iterator[Document | Skipped]:
     rel = path.relative_to(root).as_posix()
     parts = path.relative_to(root).parts
     domain = parts[0] if len(parts) > 1 else "general"
+    provenance = {"package": "user folder", "version": "", "license": "as supplied", "origin": rel}
+    title = path.stem.replace("_", " ").replace("-", " ")
+    if path.suffix.lower() in (".pdf", ".epub"):
+        try:
+            if path.suffix.lower() == ".pdf":
+                text, own_title = read_pdf(path), None
+            else:
+                text, own_title = read_epub(path)
+        except UnreadableDocument as exc:
+            yield Skipped(rel, str(exc))
+            return
+        yield _doc_from_dict({"text": text, "kind": "prose", "title": own_title or title, "provenance": provenance},
+                             default_id=rel, default_domain=domain)
+        return
     try:
         raw = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -254,7 +328,6 @@ def _read_file(path: Path, root: Path) -> Iterator[Document | Skipped]:
     except OSError as exc:
         yield Skipped(rel, f"unreadable ({exc.strerror})")
         return
-    provenance = {"package": "user folder", "version": "", "license": "as supplied", "origin": rel}
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         for number, line in enumerate(raw.split("\n"), start=1):
@@ -277,7 +350,6 @@ def _read_file(path: Path, root: Path) -> Iterator[Document | Skipped]:
         text, kind = raw, "table"
     else:
         text, kind = raw, "dialogue" if domain == "dialogues" else "prose"
-    title = path.stem.replace("_", " ").replace("-", " ")
     yield _doc_from_dict(
         {"text": text, "kind": kind, "title": title, "provenance": provenance},
         default_id=rel,
@@ -431,6 +503,7 @@ def annotate_tokens(docs: Sequence[Document], counter: Any) -> None:
 
 
 __all__ = [
+    "AVAILABLE_DOMAINS",
     "CORPUS_DIR",
     "CleaningRules",
     "DEFAULT_DOMAINS",
@@ -445,4 +518,6 @@ __all__ = [
     "load_default_corpus",
     "load_dialogues",
     "near_duplicate_pairs",
+    "read_epub",
+    "read_pdf",
 ]

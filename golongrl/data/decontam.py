@@ -93,16 +93,17 @@ def build_index(paths: Iterable[str | Path], counter: Any, *, n: int = 13, text_
     return index
 
 
+def contamination_hits(questions: Sequence[str], index: NGramIndex, counter: Any) -> list[int | None]:
+    """Per question, the benchmark item it shares an n-gram window with, or ``None``."""
+    texts = [" " + str(q).strip() for q in questions]
+    return [index.hit(ids) for ids in counter.encode_many(texts)]
+
+
 def decontaminate(rows: list[dict[str, Any]], index: NGramIndex, counter: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Drop contaminated rows; report the contamination rate and benchmark items hit."""
-    questions = [" " + str(r.get("extra_info", {}).get("question", "")).strip() for r in rows]
-    kept, hits = [], set()
-    for row, ids in zip(rows, counter.encode_many(questions)):
-        item = index.hit(ids)
-        if item is None:
-            kept.append(row)
-        else:
-            hits.add(item)
+    found = contamination_hits([r.get("extra_info", {}).get("question", "") for r in rows], index, counter)
+    kept = [row for row, item in zip(rows, found) if item is None]
+    hits = {item for item in found if item is not None}
     removed = len(rows) - len(kept)
     return kept, {
         "n": index.n,
@@ -114,4 +115,4 @@ def decontaminate(rows: list[dict[str, Any]], index: NGramIndex, counter: Any) -
     }
 
 
-__all__ = ["NGramIndex", "build_index", "decontaminate", "expand_benchmark_paths"]
+__all__ = ["NGramIndex", "build_index", "contamination_hits", "decontaminate", "expand_benchmark_paths"]

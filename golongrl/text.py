@@ -1,4 +1,5 @@
-"""Plain-text helpers shared by corpus ingestion and sample construction.
+"""Plain-text helpers shared by corpus ingestion and sample construction (a low layer: it
+imports nothing from golongrl, so task construction modules can use it without a circle).
 
 Everything here is deterministic and language-light: paragraphs are blank-line separated,
 sentences end at ``.!?`` (or CJK ``。！？``) followed by whitespace, headings are Markdown

@@ -1,0 +1,300 @@
+"""Shared machinery of the rule-based constructions (one module per task under
+``golongrl/tasks/<name>/constructions.py``).
+
+A construction reads an assembled context (:class:`golongrl.data.assembly.Context`: several
+*sections*, each a window of one real document under its title as a ``# heading``) and derives
+a question and its gold from the text that is actually in it. Only the question is
+synthesised, never the document. The result is a :class:`Sample` carrying evidence spans and
+item-by-item checks that :mod:`golongrl.data.verify` re-runs on the final context.
+
+This module is a low layer: it imports only :mod:`golongrl.text` and :mod:`golongrl.tasks`
+(never :mod:`golongrl.data`, whose package imports the row schema, which imports the task
+registry), so task modules can import it at import time without an import circle. Context
+types are used by attribute only.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from golongrl.text import split_sentences, word_counts
+
+if TYPE_CHECKING:
+    from golongrl.data.assembly import Block, Context
+
+#: The one definition of a word that every counting question states and every check uses
+#: (it is :func:`golongrl.text.words`).
+WORD_DEFINITION = (
+    "A word is a maximal run of letters and digits; an apostrophe or hyphen between two letters "
+    "or digits joins them into one word (so \"don't\" and \"well-known\" are one word each). "
+    "Matching is case-sensitive and whole-word (\"Law\" does not count \"law\" or \"Laws\")."
+)
+
+#: Answer formats for constructions whose items differ from what the task's default
+#: ``instruction`` names (both are formats the hardened scorer accepts).
+ITEMS_IN_ORDER = "Write [Answer] on its own line, then the items in order, one per line."
+TABLE_ROWS_AS_ASKED = (
+    'Reply with <answer>{"data": [[...], ...]}</answer>: one inner list per row, in the order asked, '
+    "each value a string exactly as written in the text."
+)
+
+
+class ConstructionError(ValueError):
+    """This context cannot support this construction (reason in the message); try another."""
+
+
+@dataclass
+class Sample:
+    """One constructed question with its gold, before it becomes a dataset row.
+
+    Attributes:
+        task / construction: canonical task name and the construction that made it.
+        question: the question alone (``extra_info.question``; what decontamination reads).
+        gold: ``reward_model.ground_truth`` (``doc_ids``, ``golden_label``, ``summary``).
+        answer: the body of a correct response (what follows ``</think>``).
+        reward_mode: ``extra_info.reward_mode`` (a LongBench-Pro name for ``longbench_pro`` rows).
+        lbp_task: the LongBench-Pro secondary task this construction is closest to.
+        evidence: spans that must occur verbatim in the context.
+        checks: ``(what, passed)`` item-by-item verifications computed from the context.
+        answer_offset: character offset of the first evidence in the context (answer depth).
+        candidates: the items the question presents, in the order it presents them.
+        instruction: the answer format, when not the task's own ``instruction``.
+    """
+
+    task: str
+    construction: str
+    question: str
+    gold: dict[str, Any]
+    answer: str
+    reward_mode: str
+    lbp_task: str = ""
+    evidence: list[str] = field(default_factory=list)
+    checks: list[tuple[str, bool]] = field(default_factory=list)
+    answer_offset: int | None = None
+    candidates: list[str] | None = None
+    instruction: str | None = None
+
+
+@dataclass
+class Env:
+    """What a construction may use besides the context.
+
+    ``position`` is the requested evidence depth (0-1, ``None`` for random); ``slot`` is the
+    sample's balancing slot in its (split, task) plan, which constructions use to spread gold
+    letters and gold magnitudes evenly (no majority answer).
+    """
+
+    rng: random.Random
+    position: float | None
+    language: str = "English"
+    slot: int = 0
+
+
+Construction = Callable[["Context", Env], Sample]
+
+
+@dataclass(frozen=True)
+class ConstructionSpec:
+    """A registered construction: which task it serves and what context it needs.
+
+    ``sections`` is the (min, max) number of same-domain documents in its context; the
+    assembler uses about one section per ``section_tokens`` of the target length.
+    """
+
+    name: str
+    task: str
+    kinds: frozenset[str]
+    fn: Construction
+    lbp_task: str
+    sections: tuple[int, int] = (4, 12)
+    section_tokens: int = 1024
+
+
+def ground_truth(*, doc_ids: Sequence[str] = (), label: str = "", language: str = "English") -> dict[str, Any]:
+    """A ``reward_model.ground_truth`` dict with all three fields present (parquet needs one
+    schema for every row). ``summary`` carries the language name: the reference scorer passes
+    this field as its ``language`` argument (spec §3.4, quirk 4)."""
+    return {"doc_ids": list(doc_ids), "golden_label": label, "summary": language}
+
+
+def list_answer(items: Sequence[str]) -> str:
+    return "[Answer]\n" + "\n".join(items)
+
+
+# --- sections -------------------------------------------------------------------------------
+
+
+def block_body(block: "Block") -> str:
+    """A section's text without its heading."""
+    return block.text.split("\n\n", 1)[1] if "\n\n" in block.text else ""
+
+
+def headings(ctx: "Context") -> list[str]:
+    return [b.doc.title for b in ctx.blocks]
+
+
+def require_sections(ctx: "Context", minimum: int) -> None:
+    if len(ctx.blocks) < minimum:
+        raise ConstructionError(f"needs {minimum} sections, context has {len(ctx.blocks)}")
+    if len(set(headings(ctx))) != len(ctx.blocks):
+        raise ConstructionError("two sections share a heading")
+
+
+def section_counts(ctx: "Context") -> list[Any]:
+    """Word counts (:data:`WORD_DEFINITION`) of each section's body, in context order."""
+    return [word_counts(block_body(b)) for b in ctx.blocks]
+
+
+def complete_sentences(ctx: "Context", block: "Block", min_words: int = 8, max_words: int = 40) -> list[str]:
+    """Whole sentences of a section (they end in . ! or ? (or a closing quote), start with a
+    capital letter, a digit (a verse number) or a quote, and do not come from the unit the
+    window was cut in) that occur exactly once in the context."""
+    found = []
+    # The unit the window was cut from may end (or, for a tail cut, start) mid-sentence.
+    cut = set() if block.cut_source is None else {0 if block.cut_tail else len(block.units) - 1}
+    for i, unit in enumerate(block.units):
+        if i in cut:
+            continue
+        for line in unit.split("\n"):
+            for sentence in split_sentences(line):
+                if sentence.startswith("#") or not (min_words <= len(sentence.split()) <= max_words):
+                    continue
+                if not (sentence[0].isupper() or sentence[0].isdigit() or sentence[0] in "\"'“‘(") \
+                        or sentence[-1] not in ".!?\"'”’)":
+                    continue
+                if ctx.text.count(sentence) == 1:
+                    found.append(sentence)
+    return found
+
+
+def depth_pick(items: Sequence[Any], offsets: Sequence[int], ctx: "Context", env: Env) -> Any:
+    """An item near the requested answer depth (random when no depth is requested)."""
+    if not items:
+        raise ConstructionError("no usable candidate in the context")
+    if env.position is None:
+        return env.rng.choice(list(items))
+    size = max(1, len(ctx.text))
+    ranked = sorted(range(len(items)), key=lambda i: (abs(offsets[i] / size - env.position), i))
+    return items[env.rng.choice(ranked[:3])]
+
+
+def spread_target(env: Env, low: int, high: int) -> int:
+    """A target magnitude in [low, high] that cycles with the slot (balanced gold values)."""
+    span = high - low + 1
+    return low + (env.slot * 7 + env.rng.randrange(3)) % span
+
+
+# --- tables ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Table:
+    """One table section: header, complete rows, key column, numeric and categorical columns."""
+
+    block: "Block"
+    header: list[str]
+    rows: list[list[str]]
+    key: int
+    numeric: list[int]
+    categorical: list[int]
+
+    @property
+    def title(self) -> str:
+        return self.block.doc.title
+
+
+def number(text: str) -> Decimal | None:
+    try:
+        value = Decimal(text.strip())
+    except (InvalidOperation, ValueError):
+        return None
+    return value if value.is_finite() else None
+
+
+def fmt(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    return "0" if text == "-0" else text
+
+
+def row_line(row: Sequence[str]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(row)
+    return buf.getvalue()
+
+
+def parse_table(block: "Block", min_rows: int = 4) -> Table | None:
+    """The table of a section, or ``None`` when it has no row key or too few rows."""
+    if block.doc.kind != "table" or not block.units:
+        return None
+    parsed = list(csv.reader(io.StringIO("\n".join(block.units))))
+    header = parsed[0]
+    body = [r for r in parsed[1:] if len(r) == len(header)]
+    if len(body) < min_rows:
+        return None
+    key = next(
+        (c for c in range(len(header))
+         if all(r[c].strip() for r in body) and len({r[c] for r in body}) == len(body)),
+        None,
+    )
+    if key is None:
+        return None
+    numeric = [c for c in range(len(header)) if c != key and all(number(r[c]) is not None for r in body)]
+    categorical = [
+        c for c in range(len(header))
+        if c != key and c not in numeric and 2 <= len({r[c] for r in body}) <= max(2, len(body) // 2)
+    ]
+    return Table(block, header, body, key, numeric, categorical)
+
+
+def tables(ctx: "Context", min_rows: int = 4) -> list[Table]:
+    found = [t for t in (parse_table(b, min_rows) for b in ctx.blocks) if t is not None]
+    if not found:
+        raise ConstructionError("no usable table in the context")
+    return found
+
+
+def letters_question(stem: str, options: Sequence[str]) -> str:
+    return stem + "\n" + "\n".join(f"({'ABCD'[i]}) {o}" for i, o in enumerate(options))
+
+
+def place_gold(options: list[str], gold: str, env: Env) -> tuple[list[str], str]:
+    """Options with the gold at the slot's letter (letters cycle A-D over the samples)."""
+    others = [o for o in options if o != gold]
+    env.rng.shuffle(others)
+    index = env.slot % 4
+    placed = others[:index] + [gold] + others[index:]
+    return placed[:4], "ABCD"[index]
+
+
+__all__ = [
+    "Construction",
+    "ConstructionError",
+    "ConstructionSpec",
+    "Env",
+    "Sample",
+    "Table",
+    "ITEMS_IN_ORDER",
+    "TABLE_ROWS_AS_ASKED",
+    "WORD_DEFINITION",
+    "block_body",
+    "complete_sentences",
+    "depth_pick",
+    "fmt",
+    "ground_truth",
+    "headings",
+    "letters_question",
+    "list_answer",
+    "number",
+    "parse_table",
+    "place_gold",
+    "require_sections",
+    "row_line",
+    "section_counts",
+    "spread_target",
+    "tables",
+]

@@ -1,0 +1,123 @@
+"""Comprehension (multiple choice, A-D) constructions whose options are all true facts of the
+context's own sections, so neither the question nor priors about famous texts pick the
+answer; the gold letter cycles A-D over the samples (no majority letter).
+
+* ``most_mentions_choice`` [prose, dialogue]: which of four sections uses a given word most
+  often (a strict maximum, counted by the stated word definition). Closest LongBench-Pro
+  task: T3.1 Multi-Doc Integration QA.
+* ``table_extreme_choice`` [table]: which of four rows has the largest value of a column.
+  Closest: T3.2 Single-Hop Fact QA.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from golongrl.construct import (
+    WORD_DEFINITION,
+    ConstructionError,
+    ConstructionSpec,
+    Env,
+    Sample,
+    ground_truth,
+    letters_question,
+    number,
+    place_gold,
+    require_sections,
+    row_line,
+    section_counts,
+    tables,
+)
+from golongrl.text import word_counts
+
+if TYPE_CHECKING:
+    from golongrl.data.assembly import Context
+
+TASK = "comprehension"
+
+
+def _longest(options: list[str], gold: str) -> bool:
+    """Whether the gold is among the longest options while lengths differ (a surface cue a
+    blind guess exploits; with equal lengths the balanced letter decides)."""
+    lengths = {len(o) for o in options}
+    return len(lengths) > 1 and len(gold) == max(lengths)
+
+
+def _mc_answer(letter: str) -> str:
+    return f"The correct answer is ({letter})"
+
+
+def most_mentions_choice(ctx: "Context", env: Env) -> Sample:
+    require_sections(ctx, 4)
+    counts = section_counts(ctx)
+    for _ in range(8):
+        picks = env.rng.sample(range(len(ctx.blocks)), 4)
+        words = sorted({w for i in picks for w, n in counts[i].items() if len(w) >= 4 and w.isalpha()})
+        env.rng.shuffle(words)
+        for word in words:
+            values = [counts[i][word] for i in picks]
+            best = max(values)
+            titles = [ctx.blocks[i].doc.title for i in picks]
+            if values.count(best) == 1 and best >= 2 and sum(v > 0 for v in values) >= 3 \
+                    and not _longest(titles, titles[values.index(best)]):
+                break
+        else:
+            continue
+        break
+    else:
+        raise ConstructionError("no word with a strict most-frequent section among four")
+    gold_title = titles[values.index(best)]
+    options, letter = place_gold(titles, gold_title, env)
+    question = letters_question(
+        f'In which of these sections of the context does the word "{word}" occur most often? {WORD_DEFINITION}',
+        options,
+    )
+    recount = {b.doc.title: word_counts(b.text.split("\n\n", 1)[1])[word] for b in ctx.blocks}
+    return Sample(
+        TASK, "most_mentions_choice", question, ground_truth(label=letter, language=env.language), _mc_answer(letter),
+        TASK, lbp_task="T3.1 Multi-Doc Integration QA", evidence=[f"# {t}" for t in titles],
+        checks=[(f"{gold_title!r} beats {t!r}", recount[gold_title] > recount[t]) for t in titles if t != gold_title],
+        answer_offset=ctx.text.find(f"# {gold_title}"), candidates=options,
+    )
+
+
+def table_extreme_choice(ctx: "Context", env: Env) -> Sample:
+    found = [t for t in tables(ctx) if t.numeric]
+    if not found:
+        raise ConstructionError("no table with a numeric column")
+    table = env.rng.choice(found)
+    col = env.rng.choice(table.numeric)
+    by_value: dict = {}
+    for r in table.rows:
+        by_value.setdefault(number(r[col]), []).append(r)
+    distinct = [rows[0] for rows in by_value.values() if len(rows) == 1]
+    if len(distinct) < 4:
+        raise ConstructionError("fewer than four rows with distinct values")
+    for _ in range(12):
+        chosen = env.rng.sample(distinct, 4)
+        best = max(chosen, key=lambda r: number(r[col]))
+        if not _longest([r[table.key] for r in chosen], best[table.key]):
+            break
+    else:
+        raise ConstructionError("the largest row's key is always the longest option")
+    keys = [r[table.key] for r in chosen]
+    options, letter = place_gold(keys, best[table.key], env)
+    question = letters_question(
+        f'In the table "{table.title}", which of these rows (identified by "{table.header[table.key]}") has the '
+        f'largest value of "{table.header[col]}"?',
+        options,
+    )
+    return Sample(
+        TASK, "table_extreme_choice", question, ground_truth(label=letter, language=env.language), _mc_answer(letter),
+        TASK, lbp_task="T3.2 Single-Hop Fact QA", evidence=[row_line(r) for r in chosen],
+        checks=[(f"{best[table.key]} largest", all(number(best[col]) > number(r[col]) for r in chosen if r is not best))],
+        answer_offset=ctx.text.find(row_line(best)), candidates=options,
+    )
+
+
+CONSTRUCTIONS = (
+    ConstructionSpec("most_mentions_choice", TASK, frozenset({"prose", "dialogue"}), most_mentions_choice,
+                     "T3.1 Multi-Doc Integration QA", sections=(4, 10)),
+    ConstructionSpec("table_extreme_choice", TASK, frozenset({"table"}), table_extreme_choice,
+                     "T3.2 Single-Hop Fact QA", sections=(1, 4), section_tokens=4096),
+)

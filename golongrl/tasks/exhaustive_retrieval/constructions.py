@@ -1,0 +1,103 @@
+"""Exhaustive retrieval (set F1) constructions. The question names a condition, never the
+items, so listing candidates or guessing a genre scores nothing: every item has to be found,
+and checked against the whole context.
+
+* ``exclusive_words`` [prose, dialogue]: every word of at least L letters that occurs in one
+  named section and in no other section (L chosen so 2-8 words qualify). Closest LongBench-Pro
+  task: T6.2 Targeted Subset Cluster Identification (the subset of one section's vocabulary
+  that no other document shares).
+* ``table_rows_matching`` [table]: the key of every row of a named table that meets a numeric
+  threshold (2-10 rows, at most an eighth of the table's rows, so listing every key scores
+  at most 0.22 F1). Closest: T7.2 Targeted Rule or Condition Violation Detection.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from golongrl.construct import (
+    WORD_DEFINITION,
+    ConstructionError,
+    ConstructionSpec,
+    Env,
+    Sample,
+    depth_pick,
+    fmt,
+    ground_truth,
+    list_answer,
+    number,
+    require_sections,
+    row_line,
+    section_counts,
+    tables,
+)
+
+if TYPE_CHECKING:
+    from golongrl.data.assembly import Context
+
+TASK = "exhaustive_retrieval"
+_EXCLUSIVE = "T6.2 Targeted Subset Cluster Identification"
+_ROWS = "T7.2 Targeted Rule or Condition Violation Detection"
+
+
+def exclusive_words(ctx: "Context", env: Env) -> Sample:
+    require_sections(ctx, 3)
+    counts = section_counts(ctx)
+    options = []
+    for i, block in enumerate(ctx.blocks):
+        elsewhere = set().union(*(set(c) for j, c in enumerate(counts) if j != i))
+        own = [w for w in counts[i] if w.isalpha() and w not in elsewhere]
+        for length in range(7, 16):
+            hits = sorted(w for w in own if len(w) >= length)
+            if 2 <= len(hits) <= 8:
+                options.append((i, length, hits))
+                break
+    i, length, hits = depth_pick(options, [ctx.blocks[o[0]].start for o in options], ctx, env)
+    title = ctx.blocks[i].doc.title
+    question = (
+        f'List every word of at least {length} letters, made of letters only (no digit, apostrophe or hyphen), that '
+        f'occurs in the section "{title}" and in no other section of the context (section headings do not count). '
+        f"Give each word once, as written. {WORD_DEFINITION}"
+    )
+    others = [c for j, c in enumerate(counts) if j != i]
+    return Sample(
+        TASK, "exclusive_words", question, ground_truth(doc_ids=hits, language=env.language), list_answer(hits),
+        _EXCLUSIVE, lbp_task=_EXCLUSIVE, evidence=hits,
+        checks=[(f"{w!r} only in its section", counts[i][w] > 0 and not any(c[w] for c in others)) for w in hits],
+        answer_offset=ctx.blocks[i].start,
+    )
+
+
+def table_rows_matching(ctx: "Context", env: Env) -> Sample:
+    options = []
+    for table in tables(ctx, min_rows=16):
+        for col in table.numeric:
+            values = sorted({number(r[col]) for r in table.rows})
+            for k in (2, 3, 4, 5, 6, 8, 10):
+                if k < len(values):
+                    threshold = values[-k]
+                    hits = [r for r in table.rows if number(r[col]) >= threshold]
+                    if 2 <= len(hits) <= 10 and len(hits) <= len(table.rows) // 8:
+                        options.append((table, col, threshold, hits))
+    if not options:
+        raise ConstructionError("no threshold selects 2-10 rows (at most an eighth of a table)")
+    table, col, threshold, hits = env.rng.choice(options)
+    keys = [r[table.key] for r in hits]
+    question = (
+        f'In the table "{table.title}", list the "{table.header[table.key]}" of every row whose '
+        f'"{table.header[col]}" is greater than or equal to {fmt(threshold)}.'
+    )
+    return Sample(
+        TASK, "table_rows_matching", question, ground_truth(doc_ids=keys, language=env.language), list_answer(keys),
+        _ROWS, lbp_task=_ROWS, evidence=[row_line(r) for r in hits],
+        checks=[("exactly these rows", sorted(keys) == sorted(r[table.key] for r in table.rows if number(r[col]) >= threshold))],
+        answer_offset=ctx.text.find(row_line(hits[0])),
+    )
+
+
+CONSTRUCTIONS = (
+    ConstructionSpec("exclusive_words", TASK, frozenset({"prose", "dialogue"}), exclusive_words, _EXCLUSIVE,
+                     sections=(3, 8)),
+    ConstructionSpec("table_rows_matching", TASK, frozenset({"table"}), table_rows_matching, _ROWS,
+                     sections=(1, 4), section_tokens=4096),
+)

@@ -1,0 +1,85 @@
+"""Precise retrieval (EM) constructions: one exact string that only a search of the whole
+context finds.
+
+* ``sentence_section`` [prose, dialogue]: a whole sentence is quoted; the answer is the heading
+  of the section that contains it. Every section is a window of another document of the same
+  domain, so vocabulary does not give the source away. Closest LongBench-Pro task: T1.2
+  Key-Snippet Retrieval (locate one snippet among many).
+* ``table_cell_lookup`` [table]: one cell by table, row key and column, in a context of several
+  real tables. Closest: T3.2 Single-Hop Fact QA.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from golongrl.construct import (
+    ConstructionError,
+    ConstructionSpec,
+    Env,
+    Sample,
+    complete_sentences,
+    depth_pick,
+    ground_truth,
+    require_sections,
+    row_line,
+    tables,
+)
+
+if TYPE_CHECKING:
+    from golongrl.data.assembly import Context
+
+TASK = "precise_retrieval"
+
+
+def sentence_section(ctx: "Context", env: Env) -> Sample:
+    require_sections(ctx, 6)
+    found = [(s, b.doc.title) for b in ctx.blocks for s in complete_sentences(ctx, b)]
+    sentence, title = depth_pick(found, [ctx.text.find(s) for s, _ in found], ctx, env)
+    question = (
+        f'The context above consists of sections, each under a "# " heading. Which section contains the '
+        f'sentence "{sentence}"? Answer with the section\'s heading exactly as written, without the "#".'
+    )
+    holder = next(b for b in ctx.blocks if b.doc.title == title)
+    return Sample(
+        TASK, "sentence_section", question, ground_truth(label=title, language=env.language), title, TASK,
+        lbp_task="T1.2 Key-Snippet Retrieval", evidence=[sentence, f"# {title}"],
+        checks=[("sentence occurs once", ctx.text.count(sentence) == 1), ("sentence in its section", sentence in holder.text)],
+        answer_offset=ctx.text.find(sentence),
+    )
+
+
+def table_cell_lookup(ctx: "Context", env: Env) -> Sample:
+    found = tables(ctx)
+    cells = []
+    for t in found:
+        for c in range(len(t.header)):
+            if c != t.key and any(r[c] != r[t.key] for r in t.rows):
+                seen = Counter(r[c] for r in t.rows)
+                # A value equal to its row's key would be named by the question itself.
+                cells += [(t, r, c) for r in t.rows if r[c].strip() and seen[r[c]] == 1 and r[c] != r[t.key]]
+    if not cells:
+        raise ConstructionError("no cell with a value unique in its column")
+    table, row, col = depth_pick(cells, [ctx.text.find(row_line(r)) for _, r, _ in cells], ctx, env)
+    answer = row[col]
+    question = (
+        f'In the table "{table.title}", what is the value of the column "{table.header[col]}" in the row whose '
+        f'"{table.header[table.key]}" is "{row[table.key]}"?'
+    )
+    line = row_line(row)
+    return Sample(
+        TASK, "table_cell_lookup", question, ground_truth(label=answer, language=env.language), answer, TASK,
+        lbp_task="T3.2 Single-Hop Fact QA", evidence=[line],
+        checks=[("row key unique", sum(r[table.key] == row[table.key] for r in table.rows) == 1),
+                ("row in its table", line in table.block.text)],
+        answer_offset=ctx.text.find(line),
+    )
+
+
+CONSTRUCTIONS = (
+    ConstructionSpec("sentence_section", TASK, frozenset({"prose", "dialogue"}), sentence_section,
+                     "T1.2 Key-Snippet Retrieval", sections=(6, 12), section_tokens=512),
+    ConstructionSpec("table_cell_lookup", TASK, frozenset({"table"}), table_cell_lookup,
+                     "T3.2 Single-Hop Fact QA", sections=(1, 4), section_tokens=4096),
+)
