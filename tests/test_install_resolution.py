@@ -3,19 +3,20 @@
 A real ``pip install --dry-run`` of ``golongrl[verl] verl[sglang]`` would fetch multi-GB CUDA
 wheels (PyPI serves no separate metadata for torch/sglang/vllm) and build flash-attn's sdist, so
 the check runs over the packages' metadata instead: golongrl's own (pyproject.toml), verl's
-(the installed 0.9.1 distribution) and, when PyPI answers, SGLang 0.5.12's (its 8 MB wheel,
-downloaded without dependencies). Every exact pin (``torch==2.11.0``, ``transformers==5.9.0``,
+(the installed 0.9.1 distribution) and, when PyPI answers, SGLang 0.5.12's and vLLM 0.24.0's
+(read from their wheels on PyPI through HTTP range requests, a few hundred KB each). Every exact pin (``torch==2.11.0``, ``transformers==5.9.0``,
 ``flash-attn==2.8.3``...) any of them declares must satisfy every other package's range for that
-name; range-only names are checked against the version installed here. That is where the
-conflicts live: verl's GPU stacks are pins, golongrl's side is ranges.
+name, and ranges of the same name must overlap. That is where the conflicts live: verl's GPU
+stacks are pins, golongrl's side is ranges.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import subprocess
-import sys
+import io
+import json
 import tomllib
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ NODE = {
 }
 VERL_GPU_EXTRAS = ["sglang", "vllm", "fsdp", "megatron"]
 SGLANG_VERSION = "0.5.12"  # what verl 0.9.1's sglang extra pins
+VLLM_VERSION = "0.24.0"  # and its vllm extra
 
 
 @dataclass(frozen=True)
@@ -86,20 +88,21 @@ def collect(root: str, extras: set[str], metadata: dict[str, list[str]]) -> list
 
 
 def conflicts(needs: list[Need], installed: dict[str, str]) -> list[str]:
-    """Names whose requirements no single version satisfies, judged on the exact pins declared
-    anywhere in ``needs`` (or, for range-only names, the version installed here)."""
+    """Names whose requirements no single version satisfies.
+
+    Exact pins decide where there are any (the only candidates then). For range-only names the
+    candidates are the versions the specifiers name (a non-empty intersection of ``>=a``/``<b``
+    ranges contains its largest lower bound) plus the version installed here and ``0`` (for
+    ranges bounded only from above).
+    """
     by_name: dict[str, list[Need]] = {}
     for need in needs:
         by_name.setdefault(canonicalize_name(need.requirement.name), []).append(need)
     problems = []
     for name, group in sorted(by_name.items()):
-        pins = {
-            spec.version for need in group for spec in need.requirement.specifier
-            if spec.operator in ("==", "===") and not spec.version.endswith(".*")
-        }
-        candidates = pins or ({installed[name]} if name in installed else set())
-        if not candidates:
-            continue
+        specs = [spec for need in group for spec in need.requirement.specifier if not spec.version.endswith(".*")]
+        pins = {spec.version for spec in specs if spec.operator in ("==", "===")}
+        candidates = pins or ({spec.version for spec in specs} | {installed.get(name, "0"), "0"})
         fits = [v for v in candidates if all(need.requirement.specifier.contains(Version(v).public, prereleases=True)
                                              for need in group)]
         if not fits:
@@ -176,32 +179,63 @@ def test_golongrl_trl_resolves_with_trl_metadata():
     assert conflicts(collect("golongrl", {"trl"}, metadata), _installed_versions()) == []
 
 
-def _download_sglang_metadata(dest: Path) -> list[str]:
-    cmd = [sys.executable, "-m", "pip", "download", f"sglang=={SGLANG_VERSION}", "--no-deps", "--only-binary=:all:",
-           "--platform", "manylinux_2_34_x86_64", "--python-version", "3.11", "--implementation", "cp",
-           "--dest", str(dest), "--quiet", "--timeout", "20", "--retries", "1"]
+class _RemoteFile(io.RawIOBase):
+    """A wheel on PyPI read through HTTP range requests: zipfile seeks to the central directory
+    and the METADATA member, so a 280 MB vLLM wheel costs a few hundred KB."""
+
+    def __init__(self, url: str, size: int) -> None:
+        self.url, self.size, self.pos = url, size, 0
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = {0: offset, 1: self.pos + offset, 2: self.size + offset}[whence]
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        count = min(len(buffer), self.size - self.pos)
+        if count <= 0:
+            return 0
+        request = urllib.request.Request(self.url, headers={"Range": f"bytes={self.pos}-{self.pos + count - 1}"})
+        data = urllib.request.urlopen(request, timeout=30).read()
+        buffer[: len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+
+def wheel_requirements(project: str, version: str) -> list[str]:
+    """Requires-Dist of ``project==version``'s Linux x86_64 wheel for CPython 3.11, from PyPI."""
+    index = urllib.request.Request(f"https://pypi.org/simple/{project}/",
+                                   headers={"Accept": "application/vnd.pypi.simple.v1+json"})
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
-    except subprocess.TimeoutExpired:
-        pytest.skip("PyPI too slow to fetch the sglang wheel")
-    wheels = list(dest.glob("sglang-*.whl"))
-    if proc.returncode != 0 or not wheels:
-        pytest.skip(f"PyPI unreachable for sglang=={SGLANG_VERSION}: {proc.stderr.strip()[-300:]}")
-    with zipfile.ZipFile(wheels[0]) as wheel:
-        name = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
-        text = wheel.read(name).decode("utf-8")
+        files = json.load(urllib.request.urlopen(index, timeout=30))["files"]
+        wheel = next(f for f in files if f["filename"].startswith(f"{project}-{version}-")
+                     and f["filename"].endswith(".whl") and "x86_64" in f["filename"]
+                     and ("cp311" in f["filename"] or "abi3" in f["filename"]))
+        with zipfile.ZipFile(io.BufferedReader(_RemoteFile(wheel["url"], wheel["size"]), buffer_size=1 << 20)) as z:
+            name = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+            text = z.read(name).decode("utf-8")
+    except (OSError, StopIteration, KeyError, ValueError, zipfile.BadZipFile) as err:
+        pytest.skip(f"PyPI unreachable or unexpected for {project}=={version}: {err}")
     return [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Requires-Dist:")]
 
 
 @pytest.mark.slow
-def test_golongrl_verl_accepts_sglangs_own_pins(tmp_path):
+def test_golongrl_verl_accepts_sglangs_own_pins():
     """One level further: SGLang 0.5.12's own pins (torch 2.11.0, transformers 5.6.0, ...).
 
     verl 0.9.1 and SGLang 0.5.12 disagree with each other on transformers (verl: !=5.6.0 and,
     in its sglang extra, ==5.9.0; SGLang: ==5.6.0), so that stack resolves only the way verl's
     images build it (SGLang installed without its transformers pin); golongrl must add no
     conflict of its own and must accept whichever of those pins the image carries."""
-    metadata = _metadata(sglang=_download_sglang_metadata(tmp_path))
+    metadata = _metadata(sglang=wheel_requirements("sglang", SGLANG_VERSION))
     ours, stack = _split(metadata, "sglang")
     assert any(n.who.startswith("sglang") for n in stack)
     assert rejected_pins(ours, stack) == []
@@ -209,3 +243,14 @@ def test_golongrl_verl_accepts_sglangs_own_pins(tmp_path):
     names = [problem.split(":")[0] for problem in conflicts(stack, installed)]
     assert names == ["transformers"]
     assert [problem.split(":")[0] for problem in conflicts(ours + stack, installed)] == names
+
+
+@pytest.mark.slow
+def test_golongrl_verl_resolves_with_vllms_own_pins():
+    """vLLM 0.24.0 (verl[vllm]'s pin) needs torch==2.11.0 and transformers>=5.5.3: that stack,
+    golongrl included, has no conflict at all."""
+    metadata = _metadata(vllm=wheel_requirements("vllm", VLLM_VERSION))
+    ours, stack = _split(metadata, "vllm")
+    assert any(n.who.startswith("vllm") for n in stack)
+    assert rejected_pins(ours, stack) == []
+    assert conflicts(ours + stack, _installed_versions()) == []

@@ -119,8 +119,10 @@ def test_overrides_reach_both_golongrl_and_verl_sections(launcher, data):
 def test_settings_verl_cannot_express_are_refused_with_file_and_key(launcher):
     path = REPO / "configs" / "verl-qwen3-4b-1gpu.yaml"
     with pytest.raises(ConfigError) as err:
-        launcher.load_job(path, overrides=["algorithm.overlong.enabled=true", "algorithm.dynamic_sampling.tolerance=0.1"])
+        launcher.load_job(path, overrides=["algorithm.overlong.enabled=true", "algorithm.dynamic_sampling.tolerance=0.1",
+                                           "algorithm.task_key=reward_mode"])
     assert f"{path}: algorithm.overlong" in str(err.value)
+    assert f"{path}: algorithm.task_key" in str(err.value)
     assert f"{path}: algorithm.dynamic_sampling.tolerance" in str(err.value)
 
 

@@ -291,6 +291,9 @@ def _check_expressible(job: VerlJob) -> None:
                         "verl.extra_overrides with verl's lora keys")
     if train.model.freeze_lower_layers:
         problems.append("model.freeze_lower_layers: not available in verl")
+    if algo.task_key != "task":
+        problems.append("algorithm.task_key: the verl plugin groups rows by golongrl's task type (the reward "
+                        "library's own dispatch); set it to task")
     if train.optimizer.eps != 1e-8:
         problems.append("optimizer.eps: verl 0.9.1 fixes Adam epsilon at 1e-8")
     thinking = "thinking" in train.model.name_or_path.lower() or bool(train.rollout.enable_thinking)
