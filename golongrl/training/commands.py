@@ -35,7 +35,7 @@ def _train_with_verl(config: Path, output: Path, overrides: list[str], dry_run: 
     try:
         from golongrl.engines.verl import launcher
     except ImportError as err:
-        _fail(f"{err}\nInstall the verl extra: pip install 'golongrl[verl]'")
+        _fail(f"{err}\nInstall the verl extra from the repository: pip install -e '.[verl]'")
     try:
         job = launcher.load_job(config, [*overrides, f"verl.output_dir={output.resolve()}"])
         if dry_run:
