@@ -204,3 +204,24 @@ def test_install_fails_loudly_when_a_verl_seam_changes(verl_modules, monkeypatch
     with pytest.raises(RuntimeError, match="golongrl's verl plugin was written for verl 0.9.1") as err:
         plugin.install()
     assert expected in str(err.value)
+
+
+def test_legacy_step_metrics_count_reward_failures_and_stop_past_the_threshold(verl_modules):
+    """The legacy trainer merges reward_extra_info (golongrl_reason) into the batch."""
+    _, ray_trainer, _, _ = verl_modules
+    batch = labelled_batch(seed=2)
+    data = legacy_dataproto(batch, with_metric_fields=True)
+    reasons = [""] * len(batch["uid"])
+    reasons[3], reasons[5], reasons[6] = "timeout", "gold", "parse"
+    data.non_tensor_batch["golongrl_reason"] = np.array(reasons, dtype=object)
+    config = OmegaConf.create({"adv_estimator": "tmn", "golongrl": {"estimator_params": {},
+                                                                    "max_reward_failure_fraction": 0.1}})
+    data = ray_trainer.compute_advantage(data, adv_estimator="tmn", config=config)
+    metrics = ray_trainer.compute_data_metrics(batch=data, use_critic=False)
+    assert (metrics["reward_failures/timeout"], metrics["reward_failures/gold"]) == (1.0, 1.0)
+    assert metrics["reward_failures/fraction"] == pytest.approx(2 / len(reasons))
+    strict = OmegaConf.create({"adv_estimator": "tmn", "golongrl": {"estimator_params": {},
+                                                                    "max_reward_failure_fraction": 0.0}})
+    data = ray_trainer.compute_advantage(data, adv_estimator="tmn", config=strict)
+    with pytest.raises(RuntimeError, match="2 of 32 rollouts in this step could not be scored"):
+        ray_trainer.compute_data_metrics(batch=data, use_critic=False)

@@ -22,7 +22,14 @@ that. This module fixes it from the outside, without touching verl's files:
   reward library dispatches on, so the estimator groups rows by the task that scored them;
 * per-task metrics (``task_metrics/<task>/...``, the names the single-machine trainer logs) and
   the estimator's own metrics go into verl's step metrics: V1 through the ``metrics`` dict its
-  ``_compute_advantage`` receives, legacy through a wrapper of ``ray_trainer.compute_data_metrics``.
+  ``_compute_advantage`` receives, legacy through a wrapper of ``ray_trainer.compute_data_metrics``;
+* V1's synthetic padding rows (tagged ``is_padding``; they copy a real row's labels with reward
+  0) are kept out of every estimator statistic and metric;
+* reward failures (``golongrl_reason`` in ``reward_extra_info``: timeout/error/gold) are counted
+  per step (``reward_failures/*``) and stop the run past
+  ``algorithm.golongrl.max_reward_failure_fraction``;
+* :func:`install` first checks every verl internal the above relies on
+  (:func:`verl_seam_problems`) and refuses to run on a verl that differs.
 
 Built-in estimators are untouched: the wrappers pass their calls straight through and only add
 the per-task metrics. :func:`install` must run in the process that executes the trainer (verl's
@@ -55,7 +62,7 @@ from verl.trainer.ppo import core_algos, ray_trainer
 
 logger = logging.getLogger(__name__)
 
-#: The verl release this plugin is written and tested against (pinned by ``golongrl[verl]``).
+#: The verl release this plugin is written and tested against (pinned by the ``verl`` extra).
 SUPPORTED_VERL_VERSION = "0.9.1"
 
 #: ``algorithm.<CONFIG_KEY>.estimator_params`` holds the estimator's keyword parameters.
@@ -323,6 +330,7 @@ def reward_failure_metrics(reasons: Sequence[Any], max_fraction: float) -> dict[
 
 
 def _reason_of(extra_fields: Any) -> Any:
+    extra_fields = getattr(extra_fields, "data", extra_fields)  # a tensordict NonTensorData when iterated
     info = extra_fields.get("reward_extra_info", None) if isinstance(extra_fields, Mapping) else None
     if not isinstance(info, Mapping) or REASON_KEY not in info:
         return MISSING_REASON
