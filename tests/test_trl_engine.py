@@ -64,6 +64,8 @@ def test_preset_maps_every_key_onto_grpo_config(tmp_path):
     ("trl.use_vllm=false", "algorithm.rollout_is"),
     ("algorithm.loss_agg=seq-mean-token-sum", "algorithm.loss_agg"),
     ("trl.reward_options={}", "trl.reward_options.require_think"),
+    ("batch.generation_prompts=32", "batch.generation_prompts"),
+    ("training.time_budget_s=60", "training.time_budget_s"),
 ])
 def test_settings_trl_cannot_run_are_refused_with_file_and_key(override, key):
     from golongrl.engines.trl import launcher

@@ -141,7 +141,10 @@ def test_legacy_trainer_needs_dynamic_sampling_off_and_then_composes(launcher, d
     with pytest.raises(ConfigError, match="legacy trainer has no dynamic sampling"):
         launcher.load_job(path, overrides=["verl.use_v1=false"])
     _, config = _composed(launcher, "verl-qwen3-4b-1gpu.yaml",
-                          ["verl.use_v1=false", "algorithm.dynamic_sampling.enabled=false"], data)
+                          ["verl.use_v1=false", "algorithm.dynamic_sampling.enabled=false",
+                           "batch.generation_prompts=16"], data)
+    with pytest.raises(ConfigError, match=r"1gpu.yaml: batch.generation_prompts: without dynamic sampling"):
+        launcher.load_job(path, overrides=["algorithm.dynamic_sampling.enabled=false"])
     assert config.trainer.use_v1 is False and config.algorithm.filter_groups.enable is False
 
 
@@ -165,7 +168,8 @@ def test_run_length_is_the_recipes_generation_batch_count_not_verls_prompt_count
 
 def test_legacy_and_no_dynamic_sampling_count_steps_per_trained_batch(launcher, data):
     _, c = _composed(launcher, "verl-qwen3-4b-1gpu.yaml",
-                     ["verl.use_v1=false", "algorithm.dynamic_sampling.enabled=false", "training.epochs=2"], data)
+                     ["verl.use_v1=false", "algorithm.dynamic_sampling.enabled=false", "batch.generation_prompts=16",
+                      "training.epochs=2"], data)
     assert c.trainer.total_training_steps == 2 * (TRAIN_ROWS // c.data.train_batch_size)
 
 

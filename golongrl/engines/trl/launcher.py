@@ -105,8 +105,15 @@ def check_expressible(job: TrlJob) -> None:
             "gradient-accumulation slices, so dropping zero-variance groups and generating replacements is not "
             "possible without rewriting its training loop; set enabled: false (under group baselines such "
             "groups get advantage 0 and no policy gradient, but they still count in the token-mean denominator)")
+    elif train.batch.generation_prompts != train.batch.prompts_per_step:
+        problems.append("batch.generation_prompts: without dynamic sampling TRL trains on every prompt it generates; "
+                        "set it to batch.prompts_per_step")
     if algo.overlong.enabled:
         problems.append("algorithm.overlong: TRL has no soft overlong penalty; disable it")
+    if train.training.time_budget_s is not None:
+        problems.append("training.time_budget_s: not available in TRL; set training.total_steps")
+    if train.logging.sample_every:
+        problems.append("logging.sample_every: TRL logs completions itself (log_completions); set it to 0")
     if algo.loss_agg not in LOSS_TYPES:
         problems.append(f"algorithm.loss_agg: {algo.loss_agg!r} has no TRL loss_type; use one of {sorted(LOSS_TYPES)}")
     if algo.kl.enabled and algo.kl.type not in ("k3", "low_var_kl"):
@@ -274,6 +281,8 @@ def build_trainer(job: TrlJob, output_dir: str | Path) -> Any:
     train = job.train
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    if train.training.num_threads is not None:
+        torch.set_num_threads(train.training.num_threads)
     tokenizer = AutoTokenizer.from_pretrained(train.model.tokenizer or train.model.name_or_path)
     model = AutoModelForCausalLM.from_pretrained(train.model.name_or_path, dtype=getattr(torch, train.model.dtype))
     dataset, _ = trl_rows(job, tokenizer)

@@ -283,6 +283,9 @@ def _check_expressible(job: VerlJob) -> None:
             problems.append("algorithm.dynamic_sampling.tolerance: verl drops exactly-constant groups only; set it to 0")
         if algo.dynamic_sampling.metric != "score":
             problems.append("algorithm.dynamic_sampling.metric: golongrl's verl rewards report the scalar 'score' only")
+    elif train.batch.generation_prompts != train.batch.prompts_per_step:
+        problems.append("batch.generation_prompts: without dynamic sampling verl trains on every prompt it generates "
+                        "(golongrl would discard the surplus); set it to batch.prompts_per_step")
     if algo.overlong.enabled:
         problems.append("algorithm.overlong: verl 0.9.1 applies the DAPO overlong penalty only in its dapo reward "
                         "manager, which golongrl's rewards do not use; disable it")
@@ -359,7 +362,7 @@ def planned_steps(job: VerlJob) -> int:
     per_step = train.batch.prompts_per_step
     if train.algorithm.dynamic_sampling.enabled:
         per_step = max(per_step, train.batch.generation_prompts)
-    steps = train.training.epochs * (rows // per_step)
+    steps = train.training.epochs * (rows // per_step)  # golongrl's own trainer: epochs * rows // generation_prompts
     if steps < 1:
         raise ConfigError(f"{job.source}: training.epochs: {rows} training rows make no full batch of {per_step} "
                           "prompts; add rows or set training.total_steps")
