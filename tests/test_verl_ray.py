@@ -123,7 +123,7 @@ def _real_rows(seed: int, drop_last: int = 1) -> dict:
     which verl pads to 32 (a multiple of lcm(dp, mini-batch x n) in a real run)."""
     batch = labelled_batch(groups_per_kind=2, group_size=3, seed=seed)
     n = len(batch["uid"]) - drop_last
-    return {key: (value[:n] if not isinstance(value, list) else value[:n]) for key, value in batch.items()}
+    return {key: value[:n] for key, value in batch.items()}
 
 
 @pytest.mark.parametrize("name", ["tmn", "tmn_reweight", "qwenlong_task_norm", "qwenlong_l15", "grpo", "dr_grpo"])

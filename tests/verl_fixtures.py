@@ -86,11 +86,13 @@ def verl_hydra_config(overrides: list[str]) -> Any:
 
 def dataset_rows(count: int) -> list[dict[str, Any]]:
     """``count`` valid golongrl/verl dataset rows cycling through :data:`ROW_KINDS`."""
-    return [
-        {"data_source": ds, "prompt": [{"role": "user", "content": f"question {i}"}], "ability": "qa",
-         "reward_model": {"style": "rule", "ground_truth": gt}, "extra_info": {**ei, "index": i}}
-        for i, (ds, ei, gt, _) in ((i, ROW_KINDS[i % len(ROW_KINDS)]) for i in range(count))
-    ]
+    rows = []
+    for i in range(count):
+        data_source, extra_info, ground_truth, _ = ROW_KINDS[i % len(ROW_KINDS)]
+        rows.append({"data_source": data_source, "prompt": [{"role": "user", "content": f"question {i}"}],
+                     "ability": "qa", "reward_model": {"style": "rule", "ground_truth": ground_truth},
+                     "extra_info": {**extra_info, "index": i}})
+    return rows
 
 
 def write_train_parquet(path: Any, count: int) -> str:
