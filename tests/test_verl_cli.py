@@ -11,6 +11,7 @@ pytest.importorskip("verl")
 from typer.testing import CliRunner  # noqa: E402
 
 from golongrl.cli import app  # noqa: E402
+from verl_fixtures import write_train_parquet  # noqa: E402
 
 pytestmark = pytest.mark.verl
 
@@ -18,13 +19,24 @@ PRESET = Path(__file__).resolve().parents[1] / "configs" / "verl-qwen3-4b-tmn-re
 
 
 def test_dry_run_prints_the_verl_command_with_golongrls_estimator_and_output_dir(tmp_path):
+    data = write_train_parquet(tmp_path / "train.parquet", 1024)
     result = CliRunner().invoke(
-        app, ["train", "--engine", "verl", "--config", str(PRESET), "--output", str(tmp_path / "run"), "--dry-run"]
+        app, ["train", "--engine", "verl", "--config", str(PRESET), "--output", str(tmp_path / "run"), "--dry-run",
+              "--set", f"data.train_files=[{data}]", "--set", "data.eval_files=[]"]
     )
     assert result.exit_code == 0, result.output
     assert "-m golongrl.engines.verl.main" in result.output
     assert "algorithm.adv_estimator=tmn_reweight" in result.output
+    assert "trainer.total_training_steps=20" in result.output  # 10 epochs x 1024 // 512
     assert str((tmp_path / "run").resolve()) in result.output
+
+
+def test_dry_run_without_readable_data_names_the_key_to_set(tmp_path):
+    result = CliRunner().invoke(
+        app, ["train", "--engine", "verl", "--config", str(PRESET), "--output", str(tmp_path / "run"), "--dry-run"]
+    )
+    assert result.exit_code == 2
+    assert "training.total_steps" in result.output and "data.train_files" in result.output
 
 
 def test_unknown_engine_and_local_dry_run_are_refused(tmp_path):

@@ -155,3 +155,73 @@ def test_legacy_trainer_entry_uses_verls_legacy_task_runner():
     assert issubclass(task_runner_class(False).__ray_actor_class__, TaskRunnerV0.__ray_actor_class__)
     assert task_runner_class(True).__ray_actor_class__ is GoLongRLTaskRunnerV1
     assert issubclass(GoLongRLTaskRunnerV1, TaskRunnerV1.__ray_actor_class__)
+
+
+def test_verl_0_9_1_passes_every_seam_check(verl_modules):
+    _, _, plugin, _ = verl_modules
+    assert plugin.verl_seam_problems() == []
+
+
+def _dropping_rows(data, batch_keys, adv_estimator, **kwargs):
+    from verl.trainer.ppo.v1 import utils as v1_utils
+
+    return v1_utils.compute_advantage(data.select_idxs([0]), adv_estimator=adv_estimator, config=None)
+
+
+@pytest.mark.parametrize("seam", ["padding tag", "row selection", "key format", "signature"])
+def test_install_fails_loudly_when_a_verl_seam_changes(verl_modules, monkeypatch, seam):
+    """A verl upgrade that changes what the plugin relies on stops install() with the seam named."""
+    _, ray_trainer, plugin, _ = verl_modules
+    from verl.trainer.ppo import padding_utils
+    from verl.trainer.ppo.v1 import agent_loop_tq
+    from verl.trainer.ppo.v1 import utils as v1_utils
+
+    if seam == "padding tag":
+        original = padding_utils.construct_minimal_padding_template
+
+        def untagged(source_td, source_tag, eos_token_id):
+            sample, tag = original(source_td, source_tag, eos_token_id)
+            tag.pop("is_padding")
+            return sample, tag
+
+        monkeypatch.setattr(padding_utils, "construct_minimal_padding_template", untagged)
+        expected = "no longer tagged is_padding=True"
+    elif seam == "row selection":
+        monkeypatch.setattr(v1_utils, "compute_advantage_for_multi_trajectories", _dropping_rows)
+        expected = "no longer hands a non-GRPO estimator every row in order"
+    elif seam == "key format":
+        real_source = plugin._source
+        monkeypatch.setattr(plugin, "_source", lambda obj: real_source(obj).replace(
+            'f"{uid}_{session_id}_{i}"', 'f"{uid}:{session_id}:{i}"') if obj is agent_loop_tq else real_source(obj))
+        expected = "TransferQueue key format {uid}_{session}_{output} not found"
+    else:
+        def compute_advantage(data, adv_estimator, config=None):  # a reshaped verl function, not golongrl's wrapper
+            return data
+
+        monkeypatch.setattr(ray_trainer, "compute_advantage", compute_advantage)
+        expected = "ray_trainer.compute_advantage takes ['data', 'adv_estimator', 'config']"
+    assert any(expected in problem for problem in plugin.verl_seam_problems())
+    with pytest.raises(RuntimeError, match="golongrl's verl plugin was written for verl 0.9.1") as err:
+        plugin.install()
+    assert expected in str(err.value)
+
+
+def test_legacy_step_metrics_count_reward_failures_and_stop_past_the_threshold(verl_modules):
+    """The legacy trainer merges reward_extra_info (golongrl_reason) into the batch."""
+    _, ray_trainer, _, _ = verl_modules
+    batch = labelled_batch(seed=2)
+    data = legacy_dataproto(batch, with_metric_fields=True)
+    reasons = [""] * len(batch["uid"])
+    reasons[3], reasons[5], reasons[6] = "timeout", "gold", "parse"
+    data.non_tensor_batch["golongrl_reason"] = np.array(reasons, dtype=object)
+    config = OmegaConf.create({"adv_estimator": "tmn", "golongrl": {"estimator_params": {},
+                                                                    "max_reward_failure_fraction": 0.1}})
+    data = ray_trainer.compute_advantage(data, adv_estimator="tmn", config=config)
+    metrics = ray_trainer.compute_data_metrics(batch=data, use_critic=False)
+    assert (metrics["reward_failures/timeout"], metrics["reward_failures/gold"]) == (1.0, 1.0)
+    assert metrics["reward_failures/fraction"] == pytest.approx(2 / len(reasons))
+    strict = OmegaConf.create({"adv_estimator": "tmn", "golongrl": {"estimator_params": {},
+                                                                    "max_reward_failure_fraction": 0.0}})
+    data = ray_trainer.compute_advantage(data, adv_estimator="tmn", config=strict)
+    with pytest.raises(RuntimeError, match="2 of 32 rollouts in this step could not be scored"):
+        ray_trainer.compute_data_metrics(batch=data, use_critic=False)

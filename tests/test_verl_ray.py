@@ -16,11 +16,12 @@ import pytest
 pytest.importorskip("verl")
 pytest.importorskip("transfer_queue")
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from golongrl.advantages import compute_advantages, task_metrics  # noqa: E402
-from verl_fixtures import ROW_KINDS, labelled_batch  # noqa: E402
+from verl_fixtures import ROW_KINDS, labelled_batch, write_train_parquet  # noqa: E402
 
 pytestmark = pytest.mark.verl
 
@@ -55,34 +56,42 @@ def transfer_queue(ray_address):
 class _Trainer:
     """The attributes of verl's V1 PPOTrainer that _compute_advantage reads."""
 
-    def __init__(self, estimator: str, n: int) -> None:
+    def __init__(self, estimator: str, n: int, max_reward_failure_fraction: float = 0.05) -> None:
         self.config = OmegaConf.create({
             "algorithm": {"adv_estimator": estimator, "use_kl_in_reward": False, "gamma": 1.0, "lam": 1.0,
                           "norm_adv_by_std_in_grpo": True, "rollout_correction": None,
-                          "golongrl": {"estimator_params": PARAMS}},
+                          "golongrl": {"estimator_params": PARAMS,
+                                       "max_reward_failure_fraction": max_reward_failure_fraction}},
             "actor_rollout_ref": {"rollout": {"n": n}},
         })
 
 
-def _put_rollouts(tq, batch, partition: str):
+def _put_rollouts(tq, batch, partition: str, reasons: dict[int, str] | None = None):
     """Rows shaped like verl's agent loop writes them: key {uid}_{session}_{output}, jagged
-    response_mask / rm_scores, and the dataset columns (data_source, extra_info) next to them."""
+    response_mask / rm_scores, the dataset columns (data_source, extra_info) next to them,
+    extra_fields with the reward manager's reward_extra_info, and a tag per row."""
     from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
-    keys, rows, seen = [], [], {}
+    keys, rows, tags, seen = [], [], [], {}
     for i, uid in enumerate(batch["uid"]):
         length = int(batch["response_mask"][i].sum())
         session = seen.setdefault(uid, [0])
         keys.append(f"{uid}_{session[0]}_0")
         session[0] += 1
+        reason = (reasons or {}).get(i, "")
         rows.append({
             "uid": uid,
+            "prompts": torch.ones(3, dtype=torch.int64),
+            "responses": torch.ones(length, dtype=torch.int64),
             "response_mask": torch.ones(length, dtype=torch.int64),
             "rm_scores": batch["token_level_rewards"][i, :length].clone(),
             "data_source": batch["data_source"][i],
             "extra_info": dict(batch["extra_info"][i]),
+            "extra_fields": {"reward_extra_info": {"score": float(batch["scores"][i]), "golongrl_reason": reason}},
         })
-    return tq.kv_batch_put(keys=keys, partition_id=partition, fields=list_of_dict_to_tensordict(rows)), keys
+        tags.append({"status": "success", "prompt_len": 3, "response_len": length, "seq_len": 3 + length})
+    meta = tq.kv_batch_put(keys=keys, partition_id=partition, fields=list_of_dict_to_tensordict(rows), tags=tags)
+    return meta, keys
 
 
 def _advantages(tq, keys, partition):
@@ -107,6 +116,72 @@ def test_v1_compute_advantage_through_transfer_queue_gives_golongrls_advantages(
         task_metrics(batch["scores"], batch["uid"], batch["tasks"])
     )
     assert "advantages/mean" in metrics
+
+
+def _real_rows(seed: int, drop_last: int = 1) -> dict:
+    """labelled_batch with 8 prompts x 3 rollouts, minus the last ``drop_last`` rows: 23 rows,
+    which verl pads to 32 (a multiple of lcm(dp, mini-batch x n) in a real run)."""
+    batch = labelled_batch(groups_per_kind=2, group_size=3, seed=seed)
+    n = len(batch["uid"]) - drop_last
+    return {key: value[:n] for key, value in batch.items()}
+
+
+@pytest.mark.parametrize("name", ["tmn", "tmn_reweight", "qwenlong_task_norm", "qwenlong_l15", "grpo", "dr_grpo"])
+def test_v1_padding_rows_change_no_real_advantage_and_no_task_metric(transfer_queue, name):
+    """verl's own padding (padding_utils.upsample_batch_to_divisible_size, as _balance_batch
+    calls it): 23 real rows + 9 padding rows that copy row 0's data_source/extra_info with
+    reward 0. The real rows get exactly the advantages golongrl computes on them alone."""
+    from golongrl.engines.verl import plugin
+    from verl.trainer.ppo.padding_utils import upsample_batch_to_divisible_size
+    from verl.trainer.ppo.v1 import trainer_base
+
+    batch = _real_rows(seed=7)
+    partition = f"pad-{name}"
+    meta, keys = _put_rollouts(transfer_queue, batch, partition)
+    padded = upsample_batch_to_divisible_size(meta, 32, eos_token_id=0)
+    assert len(padded) == 32 and sum(bool(t.get("is_padding")) for t in padded.tags) == 9
+    metrics: dict = {}
+    trainer_base.PPOTrainer._compute_advantage(_Trainer(plugin.verl_estimator_name(name), n=3), padded, metrics)
+
+    expected, _ = compute_advantages(name, batch["scores"], batch["uid"], batch["tasks"], **PARAMS)
+    rows = _advantages(transfer_queue, padded.keys, partition)
+    for i in range(23):
+        assert torch.allclose(rows[i], expected[i].expand_as(rows[i]), rtol=1e-6, atol=1e-6 * expected.abs().max())
+    assert all(not row.any() for row in rows[23:])
+    real_metrics = task_metrics(batch["scores"], batch["uid"], batch["tasks"])
+    assert {k: metrics[k] for k in real_metrics} == pytest.approx(real_metrics)
+    first_task = batch["tasks"][0]
+    assert metrics[f"task_metrics/{first_task}/num_rollouts"] == batch["tasks"].count(first_task)
+
+    # what the padding would have done had it entered the task statistics
+    pad_scores = torch.cat([batch["scores"], torch.zeros(9)])
+    pad_uids = np.concatenate([batch["uid"], np.array(["pad"] * 9, dtype=object)])
+    naive, _ = compute_advantages(name, pad_scores, pad_uids, batch["tasks"] + [first_task] * 9, **PARAMS)
+    moved = int((~torch.isclose(naive[:23], expected, rtol=1e-6, atol=1e-9)).sum())
+    if name in ("tmn", "tmn_reweight", "qwenlong_task_norm", "qwenlong_l15"):
+        assert moved > 0  # task-level estimators are sensitive to padding: the check above means something
+    else:
+        assert moved == 0  # per-group estimators never were
+
+
+def test_v1_reward_failures_are_counted_on_real_rows_and_stop_the_run_past_the_threshold(transfer_queue):
+    from golongrl.engines.verl import plugin
+    from verl.trainer.ppo.padding_utils import upsample_batch_to_divisible_size
+    from verl.trainer.ppo.v1 import trainer_base
+
+    batch = _real_rows(seed=8)
+    reasons = {0: "timeout", 7: "error", 9: "format"}  # row 0 is the padding template: copies must not count
+    meta, _ = _put_rollouts(transfer_queue, batch, "failures-ok", reasons)
+    padded = upsample_batch_to_divisible_size(meta, 32, eos_token_id=0)
+    metrics: dict = {}
+    trainer_base.PPOTrainer._compute_advantage(_Trainer("tmn", n=3, max_reward_failure_fraction=0.5), padded, metrics)
+    assert (metrics["reward_failures/timeout"], metrics["reward_failures/error"], metrics["reward_failures/gold"]) == (
+        1.0, 1.0, 0.0)
+    assert metrics["reward_failures/fraction"] == pytest.approx(2 / 23)
+
+    meta, _ = _put_rollouts(transfer_queue, batch, "failures-stop", reasons)
+    with pytest.raises(RuntimeError, match=r"2 of 23 rollouts .*golongrl.max_reward_failure_fraction=0.05"):
+        trainer_base.PPOTrainer._compute_advantage(_Trainer("tmn", n=3), meta, {})
 
 
 def test_v1_builtin_grpo_is_unchanged_and_still_gets_task_metrics(transfer_queue):
@@ -174,16 +249,12 @@ def test_entry_point_installs_the_plugin_inside_verls_task_runner(tmp_path, ray_
 
     The driver also gets VERL_USE_EXTERNAL_MODULES=golongrl.engines.verl.autoload, the route for
     verl's stock entry point: verl/__init__ must then install the plugin in the driver too."""
-    from golongrl.data.io import write_records
     from golongrl.engines.verl import launcher
     from golongrl.engines.verl.plugin import INSTALLED_MESSAGE
     from golongrl.inference.models import make_tiny_causal_lm
 
     model = make_tiny_causal_lm(tmp_path / "model")
-    rows = [{"data_source": ds, "prompt": [{"role": "user", "content": f"question {i}"}], "ability": "qa",
-             "reward_model": {"style": "rule", "ground_truth": gt}, "extra_info": {**ei, "index": i}}
-            for i, (ds, ei, gt, _) in enumerate(ROW_KINDS * 4)]
-    write_records(tmp_path / "train.parquet", rows)
+    write_train_parquet(tmp_path / "train.parquet", 64)  # two 32-prompt generation batches
     job = launcher.load_job(REPO / "configs" / "verl-qwen3-4b-1gpu.yaml", overrides=[
         f"model.name_or_path={model}", f"data.train_files=[{tmp_path / 'train.parquet'}]", "data.eval_files=[]",
         f"verl.output_dir={tmp_path / 'ckpt'}",

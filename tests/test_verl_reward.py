@@ -144,3 +144,23 @@ def test_verls_rl_dataset_reads_golongrl_parquet_and_keeps_the_label_columns(tmp
     items = [dataset[i] for i in range(len(dataset))]
     assert [item["reward_model"]["ground_truth"] for item in items] == [r["reward_model"]["ground_truth"] for r in rows]
     assert task_labels([it["data_source"] for it in items], [it["extra_info"] for it in items]) == EXPECTED_TASKS
+
+
+def test_batched_manager_scores_a_malformed_row_zero_with_reason_gold_and_the_rest_normally():
+    from golongrl.engines.verl.launcher import REWARD_MANAGER_CLASS, REWARD_MANAGER_PATH
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    config = verl_hydra_config([
+        "reward.reward_manager.source=importlib",
+        f"reward.reward_manager.name={REWARD_MANAGER_CLASS}",
+        f"reward.reward_manager.module.path={REWARD_MANAGER_PATH}",
+        "+reward.custom_reward_function.reward_kwargs.mode=faithful",
+        "+reward.custom_reward_function.reward_kwargs.workers=0",
+    ])
+    manager = load_reward_manager(config, CharTokenizer())
+    samples = [_sample(k) for k in range(len(ROW_KINDS))]
+    samples[1].non_tensor_batch["reward_model"][0] = {"ground_truth": None}  # no gold at all
+    outputs = _score_all(manager, samples)
+    expected = _expected("faithful")
+    assert outputs[1]["reward_score"] == 0.0 and outputs[1]["reward_extra_info"]["golongrl_reason"] == "gold"
+    assert [o["reward_score"] for i, o in enumerate(outputs) if i != 1] == [e for i, e in enumerate(expected) if i != 1]

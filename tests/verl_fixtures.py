@@ -82,3 +82,22 @@ def verl_hydra_config(overrides: list[str]) -> Any:
     from golongrl.engines.verl.launcher import compose
 
     return compose(overrides)
+
+
+def dataset_rows(count: int) -> list[dict[str, Any]]:
+    """``count`` valid golongrl/verl dataset rows cycling through :data:`ROW_KINDS`."""
+    rows = []
+    for i in range(count):
+        data_source, extra_info, ground_truth, _ = ROW_KINDS[i % len(ROW_KINDS)]
+        rows.append({"data_source": data_source, "prompt": [{"role": "user", "content": f"question {i}"}],
+                     "ability": "qa", "reward_model": {"style": "rule", "ground_truth": ground_truth},
+                     "extra_info": {**extra_info, "index": i}})
+    return rows
+
+
+def write_train_parquet(path: Any, count: int) -> str:
+    """A parquet of :func:`dataset_rows` at ``path``; returns the path as a string."""
+    from golongrl.data.io import write_records
+
+    write_records(path, dataset_rows(count))
+    return str(path)

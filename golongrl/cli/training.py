@@ -40,7 +40,7 @@ def _train_with_verl(config: Path, output: Path, overrides: list[str], dry_run: 
     try:
         from golongrl.engines.verl import launcher
     except ImportError as err:
-        _fail(f"{err}\nInstall the verl extra: pip install 'golongrl[verl]'")
+        _fail(f"{err}\nInstall the verl extra from the repository: pip install -e '.[verl]'")
     try:
         job = launcher.load_job(config, [*overrides, f"verl.output_dir={output.resolve()}"])
         if dry_run:
@@ -52,6 +52,22 @@ def _train_with_verl(config: Path, output: Path, overrides: list[str], dry_run: 
     raise typer.Exit(code)
 
 
+def _train_with_trl(config: Path, output: Path, overrides: list[str]) -> None:
+    """Train with TRL's GRPOTrainer (optional extra) and golongrl's rewards and estimators."""
+    from golongrl.training.config import ConfigError
+
+    try:
+        from golongrl.engines.trl import launcher
+    except ImportError as err:
+        _fail(f"{err}\nInstall the trl extra: pip install -e '.[trl]'")
+    try:
+        job = launcher.load_job(config, overrides)
+        launcher.launch(job, output)
+    except ConfigError as err:
+        _fail(str(err))
+    typer.echo(f"trained with TRL; run folder: {output}")
+
+
 def register(app: typer.Typer, data_app: typer.Typer) -> None:
     del data_app  # training adds no data subcommands
 
@@ -61,7 +77,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         output: Path = typer.Option(..., "--output", "-o", help="Run folder (metrics.jsonl, tensorboard/, checkpoints/, plots/)."),
         overrides: list[str] = typer.Option([], "--set", help=_SET_HELP),
         quick: bool = typer.Option(False, "--quick", help="Apply the config's `quick:` overrides (a short run)."),
-        engine: str = typer.Option("local", "--engine", help="local: this machine's trainer; verl: multi-GPU/multi-node through the golongrl verl plugin (configs/verl-*.yaml)."),
+        engine: str = typer.Option("local", "--engine", help="local: this machine's trainer; verl: multi-GPU/multi-node through the golongrl verl plugin (configs/verl-*.yaml); trl: TRL's GRPOTrainer on one GPU (configs/trl-*.yaml)."),
         dry_run: bool = typer.Option(False, "--dry-run", help="With --engine verl: print the resolved verl command and config, start nothing."),
         allow_config_change: bool = typer.Option(False, "--allow-config-change", help="Resume OUTPUT's checkpoint even though the settings changed (they are refused otherwise, naming the keys)."),
     ) -> None:
@@ -73,8 +89,11 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         if engine == "verl":
             _train_with_verl(config, output, overrides, dry_run)
             return
-        if engine != "local":
-            _fail(f"--engine must be 'local' or 'verl', got {engine!r}")
+        if engine == "trl" and not dry_run:
+            _train_with_trl(config, output, overrides)
+            return
+        if engine not in ("local", "trl"):
+            _fail(f"--engine must be 'local', 'verl' or 'trl', got {engine!r}")
         if dry_run:
             _fail("--dry-run applies to --engine verl only")
         from golongrl.data.schema import DataError

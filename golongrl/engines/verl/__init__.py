@@ -1,6 +1,7 @@
 """golongrl for multi-GPU, multi-node training on an unmodified, pinned verl (0.9.1).
 
-Install with ``pip install golongrl[verl]``. The pieces, each usable on its own:
+Install with ``pip install -e '.[verl]'`` from the repository (see ``docs/verl.md`` for the GPU
+stack). The pieces, each usable on its own:
 
 * :mod:`.plugin`: golongrl's advantage estimators registered in verl, the per-sample task label
   carried into verl's own ``compute_advantage`` (legacy and V1 trainers), per-task metrics;
@@ -23,7 +24,7 @@ import importlib.util
 
 if importlib.util.find_spec("verl") is None:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "golongrl.engines.verl needs verl; install it with `pip install golongrl[verl]` "
+        "golongrl.engines.verl needs verl; install it with `pip install -e '.[verl]'` from the repository "
         "(pins verl==0.9.1 and the modules verl imports but does not declare)"
     )
 

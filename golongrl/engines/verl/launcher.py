@@ -18,14 +18,15 @@ import math
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from golongrl.engines.verl.plugin import CONFIG_KEY, verl_estimator_name
+from golongrl.rewards import ScoreOptions
 from golongrl.training.config import ConfigError, TrainConfig, config_from_dict, parse_overrides, resolve_path
 
 #: Module run by :func:`launch` (verl's entry point with golongrl's TaskRunner).
@@ -71,7 +72,12 @@ class RolloutServerConfig(_Section):
     max_num_seqs: int = Field(256, ge=1)
     """Requests decoded at once per replica (SGLang: max running requests)."""
     max_num_batched_tokens: int = Field(8192, ge=1)
-    """Chunked-prefill chunk size: a 160K prompt is prefilled in pieces of this many tokens."""
+    """Chunked-prefill chunk size: a 160K prompt is prefilled in pieces of this many tokens
+    (vLLM: ``max_num_batched_tokens``; SGLang: ``engine_kwargs.sglang.chunked_prefill_size``,
+    because verl 0.9.1 hands SGLang none of its own prefill keys)."""
+    prefix_caching: bool = True
+    """Reuse the KV cache of shared prompt prefixes (the n rollouts of a prompt): vLLM's
+    ``enable_prefix_caching``, SGLang's radix cache (``disable_radix_cache``)."""
     agent_workers: int = Field(8, ge=1)
     """verl agent-loop workers feeding the servers."""
     engine_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -105,7 +111,15 @@ class VerlSection(_Section):
     """``batched``: golongrl's manager (process pool, time cap); ``per_sample``: verl's naive
     manager calling golongrl's ``compute_score``."""
     reward_workers: int = Field(2, ge=1)
-    """verl reward-loop workers (each holds its own scoring process pool)."""
+    """verl reward-loop workers (each holds its own scoring process pool of ``reward.workers``
+    processes): keep ``reward_workers * reward.workers`` within the spare cores of a node."""
+    reward_options: dict[str, Any] = Field(default_factory=dict)
+    """:class:`golongrl.rewards.ScoreOptions` fields for every reward call (``require_think``,
+    ``max_response_chars``...). A thinking model scored in hardened mode must set
+    ``require_think`` (true: a response cut before ``</think>`` scores 0)."""
+    max_reward_failure_fraction: float = Field(0.05, ge=0, le=1)
+    """Stop the run when more than this share of a step's rollouts could not be scored
+    (reasons ``timeout``, ``error``, ``gold``); ``reward_failures/*`` step metrics count them."""
     use_v1: bool = True
     """verl's V1 trainer (TransferQueue; dynamic sampling) or its deprecated legacy trainer."""
     project_name: str = "golongrl"
@@ -116,6 +130,15 @@ class VerlSection(_Section):
     """Checkpoint folder (``trainer.default_local_dir``); a relative path counts from the config file."""
     extra_overrides: list[str] = Field(default_factory=list)
     """Raw verl Hydra overrides appended last (they win); for settings this section lacks."""
+
+    @field_validator("reward_options")
+    @classmethod
+    def _known_reward_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        known = {f.name for f in fields(ScoreOptions)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown {unknown}; known: {sorted(known)}")
+        return value
 
     @model_validator(mode="after")
     def _parallel_fits(self) -> VerlSection:
@@ -179,9 +202,32 @@ def load_job(path: str | Path, overrides: list[str] | None = None) -> VerlJob:
         raise ConfigError("\n".join(lines)) from None
     if section.output_dir is not None:
         section = section.model_copy(update={"output_dir": resolve_path(section.output_dir, base)})
+    train.model.name_or_path = resolve_model_path(train.model.name_or_path, base, "model.name_or_path", path)
+    if train.model.tokenizer is not None:
+        train.model.tokenizer = resolve_model_path(train.model.tokenizer, base, "model.tokenizer", path)
     job = VerlJob(train=train, verl=section, source=str(path))
     _check_expressible(job)
     return job
+
+
+def resolve_model_path(spec: str, base: Path, key: str, source: Path) -> str:
+    """A model folder as every node must see it: an absolute path.
+
+    A relative path counts from the config file's folder (like the data paths) when it starts
+    with ``./``/``../``/``~`` or names a folder there; ``org/name`` with no such folder stays a
+    Hugging Face Hub id (verl downloads it on each node). Anything else is refused: a relative
+    path reaching verl unresolved would be looked up in each Ray worker's own working folder.
+    """
+    path = Path(spec).expanduser()
+    if path.is_absolute():
+        return str(path)
+    local = (base / path).resolve()
+    if spec.startswith((".", "~")) or local.exists():
+        return str(local)
+    if spec.count("/") == 1 and all(spec.split("/")):
+        return spec
+    raise ConfigError(f"{source}: {key}: {spec!r} is neither a folder next to the config ({local} does not exist) "
+                      "nor a Hugging Face Hub id (org/name); give an absolute path on the shared filesystem")
 
 
 def _fmt(value: Any) -> str:
@@ -237,6 +283,9 @@ def _check_expressible(job: VerlJob) -> None:
             problems.append("algorithm.dynamic_sampling.tolerance: verl drops exactly-constant groups only; set it to 0")
         if algo.dynamic_sampling.metric != "score":
             problems.append("algorithm.dynamic_sampling.metric: golongrl's verl rewards report the scalar 'score' only")
+    elif train.batch.generation_prompts != train.batch.prompts_per_step:
+        problems.append("batch.generation_prompts: without dynamic sampling verl trains on every prompt it generates "
+                        "(golongrl would discard the surplus); set it to batch.prompts_per_step")
     if algo.overlong.enabled:
         problems.append("algorithm.overlong: verl 0.9.1 applies the DAPO overlong penalty only in its dapo reward "
                         "manager, which golongrl's rewards do not use; disable it")
@@ -245,10 +294,99 @@ def _check_expressible(job: VerlJob) -> None:
                         "verl.extra_overrides with verl's lora keys")
     if train.model.freeze_lower_layers:
         problems.append("model.freeze_lower_layers: not available in verl")
+    if algo.task_key != "task":
+        problems.append("algorithm.task_key: the verl plugin groups rows by golongrl's task type (the reward "
+                        "library's own dispatch); set it to task")
     if train.optimizer.eps != 1e-8:
         problems.append("optimizer.eps: verl 0.9.1 fixes Adam epsilon at 1e-8")
+    thinking = "thinking" in train.model.name_or_path.lower() or bool(train.rollout.enable_thinking)
+    if train.reward.mode == "hardened" and thinking and "require_think" not in verl.reward_options:
+        problems.append("verl.reward_options.require_think: a thinking model scored in hardened mode must set it "
+                        "(true: a response cut before </think> scores 0; false: it is scored on its text)")
     if problems:
         raise ConfigError("\n".join(f"{job.source}: {p}" for p in problems))
+
+
+def _prefill_engine_kwargs(rs: RolloutServerConfig) -> dict[str, Any]:
+    """Chunked prefill and prefix caching in each engine's own terms.
+
+    vLLM reads verl's ``max_num_batched_tokens``/``enable_chunked_prefill``/
+    ``enable_prefix_caching`` (vllm_async_server.py). verl 0.9.1's SGLang server builds its
+    arguments from a fixed list plus ``engine_kwargs.sglang`` (async_sglang_server.py) and
+    ignores those three, so they become SGLang's ``chunked_prefill_size`` and
+    ``disable_radix_cache`` (SGLang 0.5.12 ServerArgs names).
+    """
+    if rs.name == "vllm":
+        return {"max_num_batched_tokens": rs.max_num_batched_tokens, "enable_chunked_prefill": True,
+                "enable_prefix_caching": rs.prefix_caching}
+    return {"chunked_prefill_size": rs.max_num_batched_tokens, "disable_radix_cache": not rs.prefix_caching}
+
+
+def count_rows(files: list[str]) -> int:
+    """Rows in parquet (from the footer, no data read) or JSONL files (non-blank lines)."""
+    total = 0
+    for name in files:
+        if name.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            total += pq.ParquetFile(name).metadata.num_rows
+        else:
+            with open(name, "rb") as handle:
+                total += sum(1 for line in handle if line.strip())
+    return total
+
+
+def planned_steps(job: VerlJob) -> int:
+    """Training steps of the run, set explicitly as ``trainer.total_training_steps``.
+
+    ``training.total_steps`` when given. Otherwise the GoLongRL recipe's count: every step
+    consumes at least one generation batch of ``batch.generation_prompts`` prompts (drop_last),
+    so ``epochs`` passes give at most ``epochs * (rows // generation_prompts)`` steps (22,965 rows
+    / 512 -> 44 per epoch, 440 in 10 epochs). verl would count ``rows // train_batch_size``
+    per epoch instead (1,790 for the same run: V1 with dynamic sampling fetches prompts one by
+    one and the legacy trainer trains on every generated batch). Rows are counted in the train
+    files (capped by ``data.max_train_rows``), before verl's overlong-prompt filter.
+
+    Raises ConfigError naming ``training.total_steps`` when the files cannot be counted here.
+    """
+    train = job.train
+    if train.training.total_steps is not None:
+        return train.training.total_steps
+    try:
+        rows = count_rows(train.data.train_files)
+    except OSError as err:
+        raise ConfigError(f"{job.source}: training.total_steps: the run length comes from the row count of "
+                          f"data.train_files, which cannot be read here ({err}); set training.total_steps") from None
+    if train.data.max_train_rows is not None:
+        rows = min(rows, train.data.max_train_rows)
+    per_step = train.batch.prompts_per_step
+    if train.algorithm.dynamic_sampling.enabled:
+        per_step = max(per_step, train.batch.generation_prompts)
+    steps = train.training.epochs * (rows // per_step)  # golongrl's own trainer: epochs * rows // generation_prompts
+    if steps < 1:
+        raise ConfigError(f"{job.source}: training.epochs: {rows} training rows make no full batch of {per_step} "
+                          "prompts; add rows or set training.total_steps")
+    return steps
+
+
+def validate_rows(job: VerlJob) -> int:
+    """Read every train and eval row and check it (golongrl.data.schema.validate_record) before
+    any GPU is touched; returns the number of training rows.
+
+    Raises ConfigError with the file, row and field of the first bad row.
+    """
+    from golongrl.data.io import read_valid_records
+    from golongrl.data.schema import DataError
+
+    rows = 0
+    for files, counted in ((job.train.data.train_files, True), (job.train.data.eval_files, False)):
+        for name in files:
+            try:
+                for _ in read_valid_records(name):
+                    rows += counted
+            except (DataError, OSError) as err:
+                raise ConfigError(f"{job.source}: data: {err}") from None
+    return rows
 
 
 def build_overrides(job: VerlJob | TrainConfig) -> list[str]:
@@ -289,12 +427,15 @@ def build_overrides(job: VerlJob | TrainConfig) -> list[str]:
         out["data.val_max_samples"] = train.data.max_eval_rows
     out["data.max_prompt_length"] = rollout.max_prompt_tokens
     out["data.max_response_length"] = rollout.max_new_tokens
+    # verl 0.9.1 drops longer prompts at load (rl_dataset.maybe_filter_out_long_prompts); its
+    # data.truncation key is read but never used, and a prompt the filter misses is
+    # left-truncated by the agent loop with a warning, so golongrl does not set it.
     out["data.filter_overlong_prompts"] = True
-    out["data.truncation"] = "error"
     if rollout.enable_thinking is not None:
         plus["data.apply_chat_template_kwargs.enable_thinking"] = rollout.enable_thinking
-    # V1 submits prompts in gen_batch_size units that must divide the step's batch; GoLongRL's
-    # 512-prompt generation batch becomes ceil(512 / 128) = 4 batches in flight.
+    # With dynamic sampling V1 forces data.gen_batch_size=1 and refills prompt by prompt;
+    # GoLongRL's 512-prompt generation batch becomes ceil(512 / 128) = 4 batches in flight,
+    # and the run length is fixed by trainer.total_training_steps (see planned_steps).
     out["data.train_batch_size"] = batch.prompts_per_step
     out["data.gen_batch_size"] = batch.prompts_per_step
 
@@ -387,11 +528,19 @@ def build_overrides(job: VerlJob | TrainConfig) -> list[str]:
     out[f"{roll}.tensor_model_parallel_size"] = rs.tensor_parallel
     out[f"{roll}.gpu_memory_utilization"] = rs.gpu_memory_utilization
     out[f"{roll}.max_model_len"] = seq_len
-    out[f"{roll}.max_num_seqs"] = rs.max_num_seqs
-    out[f"{roll}.max_num_batched_tokens"] = rs.max_num_batched_tokens
-    out[f"{roll}.enable_chunked_prefill"] = True
-    out[f"{roll}.enable_prefix_caching"] = True
+    out[f"{roll}.max_num_seqs"] = rs.max_num_seqs  # SGLang: max_running_requests
     out[f"{roll}.agent.num_workers"] = rs.agent_workers
+    engine_kwargs = _prefill_engine_kwargs(rs)
+    clash = sorted(set(engine_kwargs) & set(rs.engine_kwargs))
+    if clash:
+        raise ConfigError(f"{job.source}: verl.rollout.engine_kwargs.{clash[0]}: set by golongrl from "
+                          "verl.rollout.max_num_batched_tokens / prefix_caching; set those instead")
+    if rs.name == "vllm":
+        for key, value in engine_kwargs.items():
+            out[f"{roll}.{key}"] = value
+    else:
+        for key, value in engine_kwargs.items():
+            plus[f"{roll}.engine_kwargs.sglang.{key}"] = value
     for key, value in rs.engine_kwargs.items():
         plus[f"{roll}.engine_kwargs.{rs.name}.{key}"] = value
     out[f"{roll}.val_kwargs.temperature"] = train.evaluation.temperature
@@ -401,21 +550,26 @@ def build_overrides(job: VerlJob | TrainConfig) -> list[str]:
 
     # rewards: golongrl's library, selected mode, through the batched manager or per sample
     out["reward.num_workers"] = verl.reward_workers
+    reward_kwargs = "reward.custom_reward_function.reward_kwargs"
     if verl.reward_manager == "batched":
         out["reward.reward_manager.source"] = "importlib"
         out["reward.reward_manager.name"] = REWARD_MANAGER_CLASS
         out["reward.reward_manager.module.path"] = REWARD_MANAGER_PATH
-        plus["reward.custom_reward_function.reward_kwargs.timeout_s"] = train.reward.timeout_s
         if train.reward.workers is not None:
-            plus["reward.custom_reward_function.reward_kwargs.workers"] = train.reward.workers
+            plus[f"{reward_kwargs}.workers"] = train.reward.workers
     else:
         out["reward.custom_reward_function.path"] = REWARD_FUNCTION_PATH
         out["reward.custom_reward_function.name"] = "compute_score"
-    plus["reward.custom_reward_function.reward_kwargs.mode"] = train.reward.mode
+    # both routes: the time cap reaches score_batch and compute_score alike
+    plus[f"{reward_kwargs}.timeout_s"] = train.reward.timeout_s
+    plus[f"{reward_kwargs}.mode"] = train.reward.mode
+    for key, value in verl.reward_options.items():
+        plus[f"{reward_kwargs}.{key}"] = value
+    plus[f"algorithm.{CONFIG_KEY}.max_reward_failure_fraction"] = verl.max_reward_failure_fraction
 
     # run length, checkpoints, logging
     out["trainer.total_epochs"] = train.training.epochs
-    out["trainer.total_training_steps"] = train.training.total_steps
+    out["trainer.total_training_steps"] = planned_steps(job)
     out["trainer.save_freq"] = train.checkpoint.every_steps or -1
     out["trainer.max_actor_ckpt_to_keep"] = train.checkpoint.keep_last
     out["trainer.resume_mode"] = "auto" if train.checkpoint.resume else "disable"
@@ -424,9 +578,15 @@ def build_overrides(job: VerlJob | TrainConfig) -> list[str]:
     if verl.output_dir is not None:
         out["trainer.default_local_dir"] = verl.output_dir
     loggers = ["console"] + (["tensorboard"] if train.logging.tensorboard else []) + (
-        ["wandb"] if train.logging.wandb.enabled else []
-    )
+        ["file"] if train.logging.jsonl else []) + (["wandb"] if train.logging.wandb.enabled else [])
     out["trainer.logger"] = loggers
+    # verl's TensorBoard and file loggers take their folders from the TaskRunner's environment
+    env = "ray_kwargs.ray_init.runtime_env.env_vars"
+    if verl.output_dir is not None:
+        if train.logging.tensorboard:
+            plus[f"{env}.TENSORBOARD_DIR"] = str(Path(verl.output_dir) / "tensorboard")
+        if train.logging.jsonl:
+            plus[f"{env}.VERL_FILE_LOGGER_PATH"] = str(Path(verl.output_dir) / "metrics.jsonl")
     out["trainer.test_freq"] = train.evaluation.every_steps or -1
     out["trainer.val_before_train"] = bool(train.data.eval_files) and train.evaluation.every_steps > 0
     out["trainer.critic_warmup"] = 0
@@ -474,5 +634,9 @@ def dry_run(job: VerlJob | TrainConfig) -> str:
 
 
 def launch(job: VerlJob | TrainConfig) -> int:
-    """Run the verl job in a child process (inherits stdout/stderr); returns its exit code."""
+    """Validate every data row, then run the verl job in a child process (inherits
+    stdout/stderr); returns its exit code."""
+    if isinstance(job, TrainConfig):
+        job = VerlJob(train=job, verl=VerlSection())
+    validate_rows(job)
     return subprocess.run(build_command(job), check=False).returncode

@@ -22,7 +22,14 @@ that. This module fixes it from the outside, without touching verl's files:
   reward library dispatches on, so the estimator groups rows by the task that scored them;
 * per-task metrics (``task_metrics/<task>/...``, the names the single-machine trainer logs) and
   the estimator's own metrics go into verl's step metrics: V1 through the ``metrics`` dict its
-  ``_compute_advantage`` receives, legacy through a wrapper of ``ray_trainer.compute_data_metrics``.
+  ``_compute_advantage`` receives, legacy through a wrapper of ``ray_trainer.compute_data_metrics``;
+* V1's synthetic padding rows (tagged ``is_padding``; they copy a real row's labels with reward
+  0) are kept out of every estimator statistic and metric;
+* reward failures (``golongrl_reason`` in ``reward_extra_info``: timeout/error/gold) are counted
+  per step (``reward_failures/*``) and stop the run past
+  ``algorithm.golongrl.max_reward_failure_fraction``;
+* :func:`install` first checks every verl internal the above relies on
+  (:func:`verl_seam_problems`) and refuses to run on a verl that differs.
 
 Built-in estimators are untouched: the wrappers pass their calls straight through and only add
 the per-task metrics. :func:`install` must run in the process that executes the trainer (verl's
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import inspect
 import logging
@@ -54,7 +62,7 @@ from verl.trainer.ppo import core_algos, ray_trainer
 
 logger = logging.getLogger(__name__)
 
-#: The verl release this plugin is written and tested against (pinned by ``golongrl[verl]``).
+#: The verl release this plugin is written and tested against (pinned by the ``verl`` extra).
 SUPPORTED_VERL_VERSION = "0.9.1"
 
 #: ``algorithm.<CONFIG_KEY>.estimator_params`` holds the estimator's keyword parameters.
@@ -66,8 +74,20 @@ INSTALLED_MESSAGE = "golongrl verl plugin installed"
 #: Prefix given to a golongrl estimator whose name verl already uses for its own (``grpo``).
 COLLISION_PREFIX = "golongrl_"
 
-#: What the V1 wrapper reads from TransferQueue, besides what verl's method reads itself.
-V1_LABEL_FIELDS = ("uid", "rm_scores", "data_source", "extra_info")
+#: What the V1 wrapper reads from TransferQueue, besides what verl's method reads itself: the
+#: dataset columns the agent loop stores per rollout and its ``extra_fields`` (which carry the
+#: reward manager's ``reward_extra_info``).
+V1_LABEL_FIELDS = ("uid", "rm_scores", "data_source", "extra_info", "extra_fields")
+
+#: ``reward_extra_info`` key with golongrl's reason for a score (set by GoLongRLRewardManager).
+REASON_KEY = "golongrl_reason"
+#: Reasons that mean "the reward could not be computed", as opposed to a policy's bad answer
+#: (``format``, ``parse``), which is a legitimate 0.
+REWARD_FAILURE_REASONS = ("timeout", "error", "gold")
+#: Placeholder reason for a rollout scored without golongrl's manager (no reason recorded).
+MISSING_REASON = "<none>"
+#: Default of ``algorithm.golongrl.max_reward_failure_fraction``.
+DEFAULT_MAX_REWARD_FAILURE_FRACTION = 0.05
 
 _VERL_BUILTIN_ESTIMATORS: frozenset[str] = frozenset(
     {e.value for e in core_algos.AdvantageEstimator} | set(core_algos.ADV_ESTIMATOR_REGISTRY)
@@ -150,6 +170,7 @@ class _AdvantageCall:
     """What travels next to one verl ``compute_advantage`` call: labels in, metrics out."""
 
     task_ids: list[str] | None
+    real_rows: np.ndarray | None = None  # bool per row; False = verl's synthetic padding
     metrics: dict[str, float] = field(default_factory=dict)
 
 
@@ -208,9 +229,17 @@ def _make_verl_estimator(name: str) -> Callable[..., tuple[torch.Tensor, torch.T
                 "verl's batch are out of step"
             )
         scores = token_level_rewards.sum(dim=-1)
-        advantages, metrics = compute_advantages(
-            name, scores, group_ids=index, task_ids=call.task_ids, **estimator_params(config)
+        real = np.ones(len(call.task_ids), dtype=bool) if call.real_rows is None else call.real_rows
+        # Padding rows (V1 pads to a multiple of lcm(dp, mini-batch)) copy a real row's task
+        # label with reward 0; they must not enter any task statistic, so the estimator sees
+        # the real rows only and padding gets advantage 0 (its response mask is 0 anyway).
+        keep = torch.as_tensor(real)
+        advantages = torch.zeros_like(scores)
+        real_advantages, metrics = compute_advantages(
+            name, scores[keep], group_ids=np.asarray(index, dtype=object)[real],
+            task_ids=[t for t, r in zip(call.task_ids, real) if r], **estimator_params(config)
         )
+        advantages[keep] = real_advantages.to(advantages.dtype)
         call.metrics.update(metrics)
         token_advantages = advantages.to(token_level_rewards.dtype).unsqueeze(-1) * response_mask
         return token_advantages, token_advantages
@@ -238,6 +267,7 @@ class _MetricsState:
     def __init__(self) -> None:
         self.local = threading.local()
         self.warned_unlabelled = False
+        self.max_failure_fraction = DEFAULT_MAX_REWARD_FAILURE_FRACTION
 
     def put_estimator_metrics(self, metrics: dict[str, float]) -> None:
         self.local.estimator_metrics = metrics
@@ -263,10 +293,54 @@ def _labels_or_none(resolve: Callable[[], list[str]]) -> list[str] | None:
         return None
 
 
-def _task_metrics_for(scores: torch.Tensor, uids: Sequence[Any], labels: list[str] | None) -> dict[str, float]:
+def _task_metrics_for(
+    scores: torch.Tensor, uids: Sequence[Any], labels: list[str] | None, real: np.ndarray | None = None
+) -> dict[str, float]:
+    """Per-task metrics over the real rows (``real`` False marks verl's padding rows)."""
     if labels is None or len(labels) == 0:
         return {}
-    return task_metrics(scores, np.asarray(uids, dtype=object), labels)
+    keep = np.ones(len(labels), dtype=bool) if real is None else np.asarray(real, dtype=bool)
+    if not keep.any():
+        return {}
+    return task_metrics(scores[torch.as_tensor(keep)], np.asarray(uids, dtype=object)[keep],
+                        [label for label, k in zip(labels, keep) if k])
+
+
+def reward_failure_metrics(reasons: Sequence[Any], max_fraction: float) -> dict[str, float]:
+    """Step metrics ``reward_failures/<reason>`` (counts) and ``reward_failures/fraction``.
+
+    ``reasons`` holds one entry per real rollout: golongrl's reason string, ``""``/None for a
+    normal score, or :data:`MISSING_REASON` when the rollout carries none (per-sample reward
+    function). Raises RuntimeError when the failed share exceeds ``max_fraction``: a run whose
+    rewards cannot be computed would otherwise keep training on zeros.
+    """
+    counted = [r for r in reasons if r != MISSING_REASON]
+    if not counted:
+        return {}
+    metrics = {f"reward_failures/{reason}": float(sum(r == reason for r in counted)) for reason in REWARD_FAILURE_REASONS}
+    failed = sum(metrics.values())
+    metrics["reward_failures/fraction"] = failed / len(counted)
+    if metrics["reward_failures/fraction"] > max_fraction:
+        detail = ", ".join(f"{k.split('/')[1]}={int(v)}" for k, v in metrics.items() if k != "reward_failures/fraction" and v)
+        raise RuntimeError(
+            f"golongrl: {int(failed)} of {len(counted)} rollouts in this step could not be scored ({detail}), more than "
+            f"algorithm.{CONFIG_KEY}.max_reward_failure_fraction={max_fraction}; see the reward workers' logs"
+        )
+    return metrics
+
+
+def _reason_of(extra_fields: Any) -> Any:
+    extra_fields = getattr(extra_fields, "data", extra_fields)  # a tensordict NonTensorData when iterated
+    info = extra_fields.get("reward_extra_info", None) if isinstance(extra_fields, Mapping) else None
+    if not isinstance(info, Mapping) or REASON_KEY not in info:
+        return MISSING_REASON
+    return info[REASON_KEY]
+
+
+def _max_failure_fraction(algorithm_config: Any) -> float:
+    section = algorithm_config.get(CONFIG_KEY, None) if algorithm_config is not None else None
+    value = section.get("max_reward_failure_fraction", None) if section is not None else None
+    return DEFAULT_MAX_REWARD_FAILURE_FRACTION if value is None else float(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -278,6 +352,8 @@ def _wrap_legacy_compute_advantage(original: Callable[..., Any]) -> Callable[...
     @functools.wraps(original)
     def compute_advantage(data: Any, adv_estimator: Any, *args: Any, **kwargs: Any) -> Any:
         # Inside a V1 call the labels are already set; other estimators need nothing from us.
+        if kwargs.get("config") is not None:  # config.algorithm: the legacy metrics wrapper reads the threshold
+            _STATE.max_failure_fraction = _max_failure_fraction(kwargs["config"])
         if _ACTIVE_CALL.get() is not None or not is_golongrl_estimator(adv_estimator):
             return original(data, adv_estimator, *args, **kwargs)
         with _active(_AdvantageCall(task_ids=labels_from_batch(data.non_tensor_batch))) as call:
@@ -298,6 +374,8 @@ def _wrap_legacy_compute_data_metrics(original: Callable[..., dict[str, Any]]) -
             labels = _labels_or_none(lambda: labels_from_batch(batch.non_tensor_batch))
             scores = batch.batch["token_level_scores"].sum(dim=-1)
             metrics.update(_task_metrics_for(scores, _as_list(batch.non_tensor_batch["uid"]), labels))
+        if REASON_KEY in batch.non_tensor_batch:  # reward_extra_info, merged into the batch by the legacy trainer
+            metrics.update(reward_failure_metrics(_as_list(batch.non_tensor_batch[REASON_KEY]), _STATE.max_failure_fraction))
         return metrics
 
     compute_data_metrics.golongrl_wrapped = original  # type: ignore[attr-defined]
@@ -326,15 +404,19 @@ def _wrap_v1_compute_advantage(original: Callable[..., Any]) -> Callable[..., An
         uids = _as_list(rows["uid"])
         data_sources, extra_infos = _as_list(rows["data_source"]), _as_list(rows["extra_info"])
         scores = rows.select("rm_scores").to_padded_tensor()["rm_scores"].sum(dim=-1)
+        # verl's _balance_batch appends synthetic rows tagged is_padding (padding_utils.py)
+        real = np.array([not tag.get("is_padding", False) for tag in batch.tags], dtype=bool)
         if ours:
-            _check_single_output_sessions(batch.keys)
+            _check_single_output_sessions([key for key, r in zip(batch.keys, real) if r])
             labels: list[str] | None = task_labels(data_sources, extra_infos)
         else:
             labels = _labels_or_none(lambda: task_labels(data_sources, extra_infos))
-        with _active(_AdvantageCall(task_ids=labels if ours else None)) as call:
+        reasons = [_reason_of(extra) for extra, r in zip(_as_list(rows["extra_fields"]), real) if r]
+        metrics.update(reward_failure_metrics(reasons, _max_failure_fraction(self.config.algorithm)))
+        with _active(_AdvantageCall(task_ids=labels if ours else None, real_rows=real)) as call:
             result = original(self, batch, metrics)
         metrics.update(call.metrics)
-        metrics.update(_task_metrics_for(scores, uids, labels))
+        metrics.update(_task_metrics_for(scores, uids, labels, real))
         return result
 
     _compute_advantage.golongrl_wrapped = original  # type: ignore[attr-defined]
@@ -345,24 +427,121 @@ def _is_wrapped(fn: Any) -> bool:
     return hasattr(fn, "golongrl_wrapped")
 
 
-def check_verl_seams() -> None:
-    """Fail with a clear message if the verl internals this plugin relies on have changed."""
-    expected = ["data", "adv_estimator", "gamma", "lam", "num_repeat", "norm_adv_by_std_in_grpo", "config"]
-    target = getattr(ray_trainer.compute_advantage, "golongrl_wrapped", ray_trainer.compute_advantage)
-    found = list(inspect.signature(target).parameters)
-    if found != expected:
-        raise RuntimeError(
-            f"verl {verl.__version__}: ray_trainer.compute_advantage takes {found}, golongrl's plugin was written "
-            f"for {expected} (verl {SUPPORTED_VERL_VERSION}); install verl=={SUPPORTED_VERL_VERSION}"
-        )
-    from verl.trainer.ppo.v1 import trainer_base
+def _source(obj: Any) -> str:
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        return ""
 
+
+def _params(fn: Any) -> list[str]:
+    return list(inspect.signature(getattr(fn, "golongrl_wrapped", fn)).parameters)
+
+
+def verl_seam_problems() -> list[str]:
+    """What differs, in the installed verl, from the verl 0.9.1 internals the plugin relies on.
+
+    Checked by behaviour where verl's code can run without a cluster, by signature or by the
+    lines of verl's source the plugin depends on otherwise:
+
+    * ``ray_trainer.compute_advantage(data, adv_estimator, ...)`` and
+      ``PPOTrainer._compute_advantage(self, batch, metrics)`` (the two wrapped entry points);
+    * V1 row selection: a non-GRPO estimator gets every row of the batch in ``batch.keys``
+      order (``compute_advantage_for_multi_trajectories``, run here with a recording stand-in);
+    * TransferQueue rows: keys ``{uid}_{session}_{output}`` holding the dataset columns
+      (``field.update(kwargs)``) and ``extra_fields.reward_extra_info``; ``KVBatchMeta.tags``;
+    * padding: ``_balance_batch`` pads with ``upsample_batch_to_divisible_size``, whose rows carry
+      ``is_padding=True`` in their tag and zero rewards (its template builder is run here).
+    """
+    problems: list[str] = []
+    expected = ["data", "adv_estimator", "gamma", "lam", "num_repeat", "norm_adv_by_std_in_grpo", "config"]
+    if _params(ray_trainer.compute_advantage) != expected:
+        problems.append(f"ray_trainer.compute_advantage takes {_params(ray_trainer.compute_advantage)}, expected {expected}")
+    try:
+        import transfer_queue
+        from transfer_queue.metadata import KVBatchMeta
+
+        from verl.trainer.ppo import padding_utils
+        from verl.trainer.ppo.v1 import agent_loop_tq, trainer_base
+        from verl.trainer.ppo.v1 import utils as v1_utils
+    except ImportError as err:
+        return problems + [f"verl's V1 trainer cannot be imported ({err}); install TransferQueue==0.1.11"]
+    del transfer_queue
     method = getattr(trainer_base.PPOTrainer, "_compute_advantage", None)
-    target = getattr(method, "golongrl_wrapped", method)
-    if target is None or list(inspect.signature(target).parameters) != ["self", "batch", "metrics"]:
+    if method is None or _params(method) != ["self", "batch", "metrics"]:
+        problems.append("PPOTrainer._compute_advantage(self, batch, metrics) is missing or changed")
+    else:
+        body = _source(getattr(method, "golongrl_wrapped", method))
+        if "compute_advantage_for_multi_trajectories(" not in body or "batch_keys=batch.keys" not in body:
+            problems.append("PPOTrainer._compute_advantage no longer computes advantages over batch.keys")
+    problems += _v1_row_selection_problems(v1_utils)
+    if {f.name for f in dataclasses.fields(KVBatchMeta)} < {"keys", "tags", "partition_id"}:
+        problems.append("TransferQueue's KVBatchMeta lost keys/tags/partition_id")
+    loop = _source(agent_loop_tq)
+    for needle, what in (('f"{uid}_{session_id}_{i}"', "TransferQueue key format {uid}_{session}_{output}"),
+                         ("field.update(kwargs)", "dataset columns (data_source, extra_info) stored per rollout"),
+                         ('["reward_extra_info"]', "reward_extra_info inside extra_fields")):
+        if needle not in loop:
+            problems.append(f"verl's agent loop changed: {what} not found")
+    if "upsample_batch_to_divisible_size(" not in _source(trainer_base.PPOTrainer._balance_batch):
+        problems.append("PPOTrainer._balance_batch no longer pads with upsample_batch_to_divisible_size")
+    problems += _padding_problems(padding_utils)
+    return problems
+
+
+def _v1_row_selection_problems(v1_utils: Any) -> list[str]:
+    seen: dict[str, Any] = {}
+
+    def record(data: Any, adv_estimator: Any, **kwargs: Any) -> Any:
+        seen["uids"] = list(data.non_tensor_batch["uid"])
+        return data
+
+    from verl.protocol import DataProto
+
+    data = DataProto.from_dict(
+        tensors={"token_level_rewards": torch.zeros(3, 2), "response_mask": torch.ones(3, 2)},
+        non_tensors={"uid": np.array(["b", "a", "b"], dtype=object)},
+    )
+    original = v1_utils.compute_advantage
+    v1_utils.compute_advantage = record
+    try:
+        v1_utils.compute_advantage_for_multi_trajectories(
+            data, batch_keys=["b_0_0", "a_0_0", "b_1_0"], adv_estimator=next(iter(VERL_ESTIMATORS)), config=None
+        )
+    except Exception as err:  # noqa: BLE001 - any failure is a changed seam
+        return [f"compute_advantage_for_multi_trajectories failed on a plain batch ({type(err).__name__}: {err})"]
+    finally:
+        v1_utils.compute_advantage = original
+    if seen.get("uids") != ["b", "a", "b"]:
+        return ["compute_advantage_for_multi_trajectories no longer hands a non-GRPO estimator every row in order"]
+    return []
+
+
+def _padding_problems(padding_utils: Any) -> list[str]:
+    if _params(padding_utils.upsample_batch_to_divisible_size) != ["batch", "batch_multiple", "eos_token_id"]:
+        return ["padding_utils.upsample_batch_to_divisible_size(batch, batch_multiple, eos_token_id) changed"]
+    if '_{local_idx}_0"' not in _source(padding_utils.upsample_batch_to_divisible_size):
+        return ["padding rows no longer use keys {pad_uid}_{i}_0"]
+    source = {"uid": "u", "response_mask": torch.ones(2, dtype=torch.int64), "rm_scores": torch.ones(2),
+              "prompts": torch.ones(3, dtype=torch.int64), "responses": torch.ones(2, dtype=torch.int64)}
+    try:
+        sample, tag = padding_utils.construct_minimal_padding_template(source, {"seq_len": 5}, 0)
+    except Exception as err:  # noqa: BLE001
+        return [f"padding_utils.construct_minimal_padding_template failed ({type(err).__name__}: {err})"]
+    if tag.get("is_padding") is not True:
+        return ["padding rows are no longer tagged is_padding=True"]
+    if bool(sample["rm_scores"].any()) or bool(sample["response_mask"].any()):
+        return ["padding rows no longer have zero rm_scores and response_mask"]
+    return []
+
+
+def check_verl_seams() -> None:
+    """Raise RuntimeError listing every :func:`verl_seam_problems` entry (none on verl 0.9.1)."""
+    problems = verl_seam_problems()
+    if problems:
         raise RuntimeError(
-            f"verl {verl.__version__}: PPOTrainer._compute_advantage(self, batch, metrics) is missing or changed; "
-            f"golongrl's plugin was written for verl {SUPPORTED_VERL_VERSION}"
+            f"golongrl's verl plugin was written for verl {SUPPORTED_VERL_VERSION}; verl {verl.__version__} differs:\n- "
+            + "\n- ".join(problems) + f"\ninstall verl=={SUPPORTED_VERL_VERSION}"
         )
 
 

@@ -135,12 +135,37 @@ class MicroBatcher:
                 future.set_result(result)
 
 
+def score_isolating_bad_rows(
+    score: Callable[[list[Any]], list[rewards.ScoreResult]], requests: list[Any]
+) -> list[rewards.ScoreResult]:
+    """``score(requests)``; if it refuses the batch over a malformed row (a ``ValueError`` such as
+    GroundTruthError), each request is scored alone and the bad ones score 0 with reason
+    ``gold``, so one bad row costs its own rollout (counted in ``reward_failures/gold``), not the
+    whole micro-batch's sessions."""
+    try:
+        return list(score(requests))
+    except ValueError:
+        pass
+    results = []
+    for request in requests:
+        try:
+            results.extend(score([request]))
+        except ValueError:
+            results.append(rewards.ScoreResult(0.0, UNKNOWN_TASK, "gold"))
+    return results
+
+
+#: Task reported for a row whose labels could not be read.
+UNKNOWN_TASK = "unknown"
+
+
 class GoLongRLRewardManager(RewardManagerBase):
     """verl reward-loop manager backed by :func:`golongrl.rewards.score_batch`.
 
     ``run_single`` returns verl's ``{"reward_score": float, "reward_extra_info": {...}}`` with
     ``score``, ``golongrl_task`` and ``golongrl_reason`` (``""``, ``format``, ``parse``,
-    ``timeout``, ``error``) per rollout.
+    ``timeout``, ``error``, ``gold``) per rollout; the plugin counts the failures in the step
+    metrics (``reward_failures/*``).
     """
 
     def __init__(
@@ -162,7 +187,11 @@ class GoLongRLRewardManager(RewardManagerBase):
             workers=self.options.workers,
             **self.options.score_options,
         )
-        self.batcher = MicroBatcher(score, max_batch=self.options.max_batch, max_wait_s=self.options.max_wait_s)
+        self.batcher = MicroBatcher(
+            functools.partial(score_isolating_bad_rows, score),
+            max_batch=self.options.max_batch,
+            max_wait_s=self.options.max_wait_s,
+        )
 
     async def run_single(self, data: DataProto) -> dict[str, Any]:
         item = data[len(data) - 1]  # multi-output agent loops are scored on their final output, as verl's naive manager does
