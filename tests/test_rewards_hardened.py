@@ -163,20 +163,23 @@ def test_ranking_keeps_the_first_position_of_a_repeated_line() -> None:
 )
 def test_malformed_ground_truth_raises_naming_field_and_task(row: dict, message: str) -> None:
     with pytest.raises(GroundTruthError, match=message):
-        compute_score(solution_str="</think>x", **row)
+        prepare(row["data_source"], row["ground_truth"], row["extra_info"], "hardened")
+    assert compute_score(solution_str="</think>x", **row) == 0.0  # scoring never raises
 
 
 def test_faithful_summary_needs_the_language_field() -> None:
     row = lbp("summarization", ["a summary"])
     del row["ground_truth"]["summary"]
     with pytest.raises(GroundTruthError, match="summarization.*summary"):
-        compute_score(solution_str="</think>x", **row, mode="faithful")
+        prepare(row["data_source"], row["ground_truth"], row["extra_info"], "faithful")
+    assert compute_score(solution_str="</think>x", **row, mode="faithful") == 0.0
     assert compute_score(solution_str="a summary", **row) == 1.0
 
 
 def test_unknown_labels_and_modes_raise() -> None:
     with pytest.raises(UnknownTaskError):
-        compute_score("no_such_source", "x", {"golden_label": "x"})
+        prepare("no_such_source", {"golden_label": "x"}, None, "hardened")
+    assert compute_score("no_such_source", "x", {"golden_label": "x"}) == 0.0
     with pytest.raises(ValueError, match="mode"):
         compute_score("EM", "x", {"golden_label": "x"}, mode="lenient")
 

@@ -1,4 +1,5 @@
-"""Per-task scorers in the two modes, and ``compute_score`` (verl's reward-function signature).
+"""Per-task scorers in the two modes (``compute_score``, verl's signature, wraps them with a
+time cap in :mod:`golongrl.rewards.batch`).
 
 ``faithful`` reproduces the GoLongRL reference scorer (spec §3) exactly, quirks included.
 ``hardened`` (the default) closes every quirk of spec §3.4 that lets a policy gain reward
@@ -40,6 +41,7 @@ REASON_FORMAT = "format"  # failed the think/length gate
 REASON_PARSE = "parse"  # no answer could be extracted (no letter, no parse, invalid JSON...)
 REASON_TIMEOUT = "timeout"
 REASON_ERROR = "error"  # the scorer itself failed (in faithful mode: where the reference raises)
+REASON_GOLD = "gold"  # the row's gold or labels cannot be scored against
 
 _log = logging.getLogger(__name__)
 
@@ -160,30 +162,6 @@ def score_prepared(prepared: Prepared, solution: Any, mode: str, opts: ScoreOpti
     except Exception:  # noqa: BLE001 - untrusted text must never crash training; reason says so
         _log.debug("scorer failed on a %s response", prepared.task, exc_info=True)
         return 0.0, REASON_ERROR
-
-
-def compute_score(
-    data_source: str,
-    solution_str: str,
-    ground_truth: Any,
-    extra_info: Mapping[str, Any] | None = None,
-    *,
-    mode: str = "hardened",
-    **kwargs: Any,
-) -> float:
-    """Score one response in [0, 1]; the signature of verl's ``custom_reward_function``.
-
-    Args:
-        data_source, ground_truth, extra_info: a GoLongRL / golongrl dataset row's fields.
-        solution_str: the decoded response (untrusted; any string).
-        mode: ``"hardened"`` (default, for training) or ``"faithful"`` (reproduces GoLongRL).
-        **kwargs: :class:`ScoreOptions` fields; other names (verl passes its own) are ignored.
-
-    Raises:
-        GroundTruthError / UnknownTaskError: malformed gold or labels; never on model text.
-    """
-    prepared = prepare(data_source, ground_truth, extra_info, mode)
-    return score_prepared(prepared, solution_str, mode, make_options(**kwargs))[0]
 
 
 # ---------------------------------------------------------------------------------------------
