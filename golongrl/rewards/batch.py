@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import multiprocessing.connection
 import os
 import re
 import threading
@@ -265,11 +266,12 @@ def score_batch(
 
 
 class _BatchRun:
-    """One batch's samples, split between the calling thread and worker lanes.
+    """One batch, scored by the calling thread with workers alongside (no extra threads).
 
     ``guarded`` samples must run in a worker; ``cheap`` ones sit in a deque ordered by
-    predicted cost: the calling thread takes from the cheap end and, after
-    :data:`SHARE_AFTER_S`, lanes (threads each feeding one worker) take from the costly end.
+    predicted cost: this thread scores from the cheap end and, between samples, collects the
+    workers' replies, kills those past their deadline and hands out more work; after
+    :data:`SHARE_AFTER_S` idle workers also take chunks from the costly end.
     """
 
     def __init__(
@@ -286,13 +288,10 @@ class _BatchRun:
         self.prepared, self.results = prepared, results
         self.mode, self.opts, self.timeout_s, self.n_workers = mode, opts, timeout_s, n_workers
         self.costs = {i: _predicted_cost_s(p, self.solutions[i]) for i, p in prepared.items()}
-        self.lock = threading.Lock()
         self.guarded: collections.deque[int] = collections.deque()
         cheap: list[int] = []
         for i, p in prepared.items():
-            needs_worker = p.task == _MATH_TASK or (
-                self.costs[i] > IN_PROCESS_FRACTION * timeout_s
-            )
+            needs_worker = p.task == _MATH_TASK or self.costs[i] > IN_PROCESS_FRACTION * timeout_s
             if p.task == _MATH_TASK and guard.explosive_math(_math_tail(self.solutions[i], opts)):
                 self._set(i, 0.0, REASON_TIMEOUT)
             elif needs_worker and n_workers > 0:
@@ -300,52 +299,154 @@ class _BatchRun:
             else:
                 cheap.append(i)
         self.cheap = collections.deque(sorted(cheap, key=self.costs.__getitem__))
-        self.lanes: list[threading.Thread] = []
+        self.busy: dict[guard.Worker, tuple[list[int], float]] = {}  # worker -> (chunk, deadline)
+        self.starting: dict[guard.Worker, float] = {}  # worker -> when we took it
+        self.in_process = n_workers <= 0  # also set when no worker can start here
 
     def _set(self, i: int, score: float, reason: str | None) -> None:
         self.results[i] = ScoreResult(float(score), self.prepared[i].task, reason)
 
+    def _score_here(self, chunk: list[int]) -> None:
+        for i in chunk:
+            self._set(i, *score_prepared(self.prepared[i], self.solutions[i], self.mode, self.opts))
+        self.advance(len(chunk))
+
     def score(self, advance: Any) -> None:
-        """Cheap samples here, guarded ones in lanes; then this thread helps the lanes."""
         self.advance = advance
         self.share_at = time.monotonic() + SHARE_AFTER_S
-        sharing = False
-        # With nothing cheap to do, this thread is the first lane (no thread for one sample).
-        self._start_lanes(min(self.n_workers, len(self.guarded)) - (0 if self.cheap else 1))
+        try:
+            self._hire()
+            while self.cheap:
+                self._score_here([self.cheap.popleft()])
+                if self.busy or self.starting or self.guarded or time.monotonic() >= self.share_at:
+                    self._service(wait=False)
+            while self.guarded or self.busy or self.starting:
+                self._service(wait=True)
+        finally:
+            for worker in list(self.busy):
+                worker.kill()
+                self._let_go(worker)
+            for worker in list(self.starting):
+                self._let_go(worker)  # still warming up: the pool keeps it
+
+    def _wants_workers(self) -> bool:
+        if self.in_process:
+            return False
+        sharing = time.monotonic() >= self.share_at and len(self.cheap) > 1
+        return bool(self.guarded) or sharing
+
+    def _hire(self) -> None:
+        """Take workers from the pool while there is work for them (blocking only when
+        guarded samples wait and no worker is ours)."""
+        while self._wants_workers() and len(self.busy) + len(self.starting) < self.n_workers:
+            alone = not self.busy and not self.starting
+            try:
+                worker = _pool().acquire(self.n_workers, block=alone and bool(self.guarded))
+            except guard.WorkerUnavailable:
+                self._give_up_on_workers()
+                return
+            if worker is None:
+                return
+            self.starting[worker] = time.monotonic()
+        self._start_ready()
+
+    def _give_up_on_workers(self) -> None:
+        self.in_process = True
+        pending, self.guarded = list(self.guarded), collections.deque()
+        self._score_here(pending)
+
+    def _start_ready(self) -> None:
+        """Feed the workers that became ready; a worker that died or hangs while starting
+        means none can start here: score in-process from now on."""
+        now = time.monotonic()
+        for worker, since in list(self.starting.items()):
+            if worker.is_ready():
+                del self.starting[worker]
+                self._feed(worker)
+            elif worker.process.poll() is not None or now - since > guard.STARTUP_TIMEOUT_S:
+                worker.kill()
+                _pool().mark_unavailable(guard.WorkerUnavailable(
+                    f"a scoring worker failed to start (exit code {worker.process.returncode})"
+                ))
+                self._let_go(worker)
+                self._give_up_on_workers()
+
+    def _let_go(self, worker: guard.Worker) -> None:
+        self.busy.pop(worker, None)
+        self.starting.pop(worker, None)
+        _pool().release(worker)
+
+    def _feed(self, worker: guard.Worker) -> None:
+        """Give ``worker`` its next chunk, or hand it back when there is none."""
         while True:
-            with self.lock:
-                if not self.cheap:
-                    break
-                i = self.cheap.popleft()
-            self._set(i, *score_prepared(self.prepared[i], self.solutions[i], self.mode, self.opts))
-            advance(1)
-            if not sharing and self.n_workers > 0 and time.monotonic() >= self.share_at:
-                sharing = True
-                self._start_lanes(self.n_workers)
-        self._lane()
-        for lane in self.lanes:
-            lane.join()
-
-    def _start_lanes(self, n: int) -> None:
-        for _ in range(n):
-            lane = threading.Thread(target=self._lane, name="golongrl-score-lane", daemon=True)
-            lane.start()
-            self.lanes.append(lane)
-
-    def _lane(self) -> None:
-        """Feed a worker: guarded samples first, then (once sharing started) cheap chunks."""
-        while self.n_workers > 0:
-            with self.lock:
-                if self.guarded:
-                    chunk = [self.guarded.popleft()]
-                elif self.cheap and time.monotonic() >= self.share_at:
-                    chunk = self._take_cheap_chunk()
-                else:
+            if self.guarded:
+                chunk = [self.guarded.popleft()]
+            elif time.monotonic() >= self.share_at and len(self.cheap) > 1:
+                chunk = self._take_cheap_chunk()
+            else:
+                _pool().release(worker)
+                return
+            pairs = [(self.prepared[i], self.solutions[i]) for i in chunk]
+            try:
+                worker.submit(_score_many, (pairs, self.mode, self.opts), self.timeout_s)
+            except guard.WorkerFailed as exc:
+                _log.debug("cannot score in a worker: %s", exc)
+                self._score_failed(chunk)
+                if not worker.alive:
+                    _pool().release(worker)
                     return
-            self._run_in_worker(chunk, retry_alone=len(chunk) > 1)
+                continue
+            self.busy[worker] = (chunk, time.monotonic() + self.timeout_s)
+            return
+
+    def _score_failed(self, chunk: list[int]) -> None:
+        for i in chunk:
+            self._set(i, 0.0, REASON_ERROR)
+        self.advance(len(chunk))
+
+    def _service(self, *, wait: bool) -> None:
+        """Collect replies, kill overdue workers, start ready ones, hire more."""
+        conns = {w.conn: w for w in [*self.busy, *self.starting]}
+        timeout = 0.0
+        if wait and conns:
+            now = time.monotonic()
+            deadlines = [d for _, d in self.busy.values()]
+            deadlines += [since + guard.STARTUP_TIMEOUT_S for since in self.starting.values()]
+            timeout = max(0.0, min(deadlines) - now)
+        for conn in multiprocessing.connection.wait(list(conns), timeout) if conns else ():
+            worker = conns[conn]
+            if worker in self.starting:
+                continue  # ready, or died: _start_ready below tells which
+            chunk, _ = self.busy.pop(worker)
+            try:
+                raw = worker.reply()
+            except guard.WorkerFailed as exc:
+                _log.debug("scoring in a worker failed: %s", exc)
+                self._score_failed(chunk)
+            else:
+                for i, (score, reason) in zip(chunk, raw):
+                    self._set(i, score, reason)
+                self.advance(len(chunk))
+            if worker.alive:
+                self._feed(worker)
+            else:
+                _pool().release(worker)
+        now = time.monotonic()
+        for worker, (chunk, deadline) in list(self.busy.items()):
+            if now < deadline:
+                continue
+            worker.kill()
+            self._let_go(worker)
+            if len(chunk) > 1:  # find the slow one: its neighbours keep their scores
+                self.guarded.extendleft(reversed(chunk))
+            else:
+                self._set(chunk[0], 0.0, REASON_TIMEOUT)
+                self.advance(1)
+        self._start_ready()
+        self._hire()
 
     def _take_cheap_chunk(self) -> list[int]:
-        """The costliest cheap samples, as many as fit the chunk limits (called locked)."""
+        """The costliest cheap samples, as many as fit the chunk limits."""
         chunk: list[int] = []
         cost = chars = 0.0
         while self.cheap:
@@ -361,28 +462,6 @@ class _BatchRun:
             cost += self.costs[i]
             chars += size
         return chunk
-
-    def _run_in_worker(self, chunk: list[int], *, retry_alone: bool) -> None:
-        pairs = [(self.prepared[i], self.solutions[i]) for i in chunk]
-        try:
-            raw = _pool().run(
-                _score_many, (pairs, self.mode, self.opts),
-                timeout_s=self.timeout_s, max_workers=self.n_workers,
-            )
-        except guard.DeadlineExceeded:
-            if retry_alone:  # find the slow one; its neighbours keep their scores
-                for i in chunk:
-                    self._run_in_worker([i], retry_alone=False)
-                return
-            raw = [(0.0, REASON_TIMEOUT)]
-        except guard.WorkerFailed as exc:
-            _log.debug("scoring in a worker failed: %s", exc)
-            raw = [(0.0, REASON_ERROR)] * len(chunk)
-        except guard.WorkerUnavailable:
-            raw = _score_many(pairs, self.mode, self.opts)
-        for i, (score, reason) in zip(chunk, raw):
-            self._set(i, score, reason)
-        self.advance(len(chunk))
 
 
 class _progress:

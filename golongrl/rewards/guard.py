@@ -45,7 +45,7 @@ from typing import Any
 
 try:
     import resource
-except ImportError:  # Windows: no worker starts there (no pass_fds), see _Worker
+except ImportError:  # Windows: no worker starts there (no pass_fds), see Worker
     resource = None  # type: ignore[assignment]
 
 _log = logging.getLogger("golongrl.rewards")
@@ -77,7 +77,7 @@ _TOKEN = re.compile(
   | (?P<open>[(\[{])
   | (?P<close>[)\]}])
   | (?P<op>[-+*/])
-  | (?P<sym>[A-Za-z])
+  | (?P<sym>[A-Za-z]+)
   | (?P<sep>\S)
     """,
     re.X,
@@ -267,17 +267,22 @@ class _SizeParser:
         return digits
 
 
+_BRACKETS = re.compile(r"[^()\[\]{}]+")
+# Only these can make sympy compute on numbers; text without any is sized by nesting alone.
+_GROWTH = re.compile(r"\^|\*\*|!|\\[dt]?binom")
+
+
 def _nesting(text: str) -> tuple[int, int]:
     """Deepest nesting of all brackets, and of round/square brackets alone (unbalanced
     openings count: the parser sees them too)."""
     depth = paren = deepest = deepest_paren = 0
-    for ch in text:
+    for ch in _BRACKETS.sub("", text):
         if ch in "([{":
             depth += 1
             paren += ch != "{"
             deepest = max(deepest, depth)
             deepest_paren = max(deepest_paren, paren)
-        elif ch in ")]}":
+        else:
             depth = max(0, depth - 1)
             if ch != "}":
                 paren = max(0, paren - 1)
@@ -297,6 +302,8 @@ def explosive_math(text: str) -> str | None:
     deepest, deepest_paren = _nesting(text)
     if deepest > MAX_NESTING or deepest_paren > MAX_PAREN_NESTING:
         return f"brackets nested {deepest} deep"
+    if not _GROWTH.search(text):
+        return None
     try:
         _SizeParser(text).run()
     except _Explosive as exc:
@@ -338,7 +345,7 @@ def _ref(func: Callable[..., Any]) -> tuple[str, str]:
     return func.__module__, func.__qualname__
 
 
-class _Worker:
+class Worker:
     """One child process and the parent's end of its socket."""
 
     def __init__(self, preload: Sequence[str], warmup: tuple[str, str] | None) -> None:
@@ -392,18 +399,35 @@ class _Worker:
             f"(exit code {self.process.returncode})"
         )
 
-    def call(self, func: Callable[..., Any], args: tuple[Any, ...], timeout_s: float) -> Any:
+    def await_ready(self) -> None:
+        """Block until the child is ready (raises :class:`WorkerUnavailable` if it never is)."""
         if not self.ready:
             self._await_ready()
+
+    def submit(self, func: Callable[..., Any], args: tuple[Any, ...], timeout_s: float) -> None:
+        """Send ``func(*args)`` to the (ready) child; collect it with :meth:`reply`.
+
+        Raises:
+            WorkerFailed: the call does not pickle (the worker stays usable), or the child
+                died (the worker is killed).
+        """
         try:
             request = pickle.dumps((*_ref(func), args, timeout_s), pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # noqa: BLE001 - e.g. RecursionError on a deeply nested gold
             raise WorkerFailed(f"cannot send the call: {type(exc).__name__}: {exc}") from None
         try:
             self.conn.send_bytes(request)
-            if not self.conn.poll(timeout_s):
-                self.kill()
-                raise DeadlineExceeded(f"over {timeout_s:g} s")
+        except OSError as exc:
+            self.kill()
+            raise WorkerFailed(f"the scoring worker died ({type(exc).__name__})") from None
+
+    def reply(self) -> Any:
+        """The submitted call's result, once :attr:`conn` is readable (blocks until then).
+
+        Raises:
+            WorkerFailed: the function raised in the child, or the child died.
+        """
+        try:
             status, value = self.conn.recv()
         except (EOFError, OSError) as exc:
             self.kill()
@@ -424,10 +448,10 @@ class WorkerPool:
     """Up to ``max_workers`` persistent children, each serving one call at a time.
 
     Thread-safe: concurrent callers each get their own worker and wait for one to free up
-    when ``max_workers`` are busy (that wait is not charged to their deadline).  While any call
-    is in flight one spare worker is kept warming up, and a killed or dead worker is replaced
-    at once, so the call after a timeout finds a ready worker instead of waiting 1-2 s for a
-    new one to import sympy.  After :func:`os.fork` the child process starts a pool of
+    when ``max_workers`` are busy (that wait is not charged to their deadline).  Once a call
+    returned, one spare worker is kept idle, and a killed or dead worker is replaced at once,
+    so the call after a timeout finds a ready worker instead of waiting 1-2 s for a new one to
+    import sympy.  After :func:`os.fork` the child process starts a pool of
     its own and leaves the parent's workers alone.
 
     Args:
@@ -441,33 +465,45 @@ class WorkerPool:
         self._warmup = _ref(warmup) if warmup else None
         self._lock = threading.Condition()
         self._pid = os.getpid()
-        self._idle: list[_Worker] = []
+        self._idle: list[Worker] = []
         self._busy = 0
         self._unavailable_until = 0.0
         self._warned = False
 
     def run(self, func: Callable[..., Any], args: tuple[Any, ...], *, timeout_s: float,
             max_workers: int) -> Any:
-        """``func(*args)`` in a worker and its result; ``func`` is a module-level function,
-        ``args`` and the result pickle.
+        """``func(*args)`` in a worker, blocking, and its result; ``func`` is a module-level
+        function, ``args`` and the result pickle.
 
         Raises:
             DeadlineExceeded: it ran over ``timeout_s`` (the worker is killed and replaced).
             WorkerFailed: see the class.
             WorkerUnavailable: no worker could be started (then score in-process).
         """
-        worker = None
+        worker = self.acquire(max_workers, block=True)
+        assert worker is not None
         try:
-            worker = self._acquire(max(1, max_workers))
-            return worker.call(func, args, timeout_s)
-        except WorkerUnavailable as exc:
-            self._mark_unavailable(exc)
-            raise
+            self.started(worker)
+            worker.submit(func, args, timeout_s)
+            if not worker.conn.poll(timeout_s):
+                worker.kill()
+                raise DeadlineExceeded(f"over {timeout_s:g} s")
+            return worker.reply()
         finally:
-            if worker is not None:
-                self._release(worker)
+            self.release(worker)
 
-    def _mark_unavailable(self, exc: WorkerUnavailable) -> None:
+    def started(self, worker: Worker) -> None:
+        """Wait for ``worker`` to be ready; on failure remember that workers cannot start here
+        (for :data:`RETRY_AFTER_S`) and raise :class:`WorkerUnavailable`."""
+        try:
+            worker.await_ready()
+        except WorkerUnavailable as exc:
+            self.mark_unavailable(exc)
+            raise
+
+    def mark_unavailable(self, exc: WorkerUnavailable) -> None:
+        """Remember that workers cannot start here: :meth:`acquire` refuses for
+        :data:`RETRY_AFTER_S` (no retry storm); the first time, log why."""
         with self._lock:
             now = time.monotonic()
             if now >= self._unavailable_until:
@@ -477,7 +513,14 @@ class WorkerPool:
                 _log.error("golongrl.rewards: %s; scoring in-process without a time cap "
                            "(retrying every %.0f s)", exc, RETRY_AFTER_S)
 
-    def _acquire(self, max_workers: int) -> _Worker:
+    def acquire(self, max_workers: int, *, block: bool) -> Worker | None:
+        """A worker for the caller alone (ready ones first; it may still be starting, see
+        :meth:`started`), or ``None`` when ``max_workers`` are busy and not ``block``.
+
+        Raises:
+            WorkerUnavailable: workers failed to start recently, or cannot be created here.
+        """
+        max_workers = max(1, max_workers)
         with self._lock:
             if os.getpid() != self._pid:  # forked: the parent's workers are not ours to use
                 self._pid, self._idle, self._busy = os.getpid(), [], 0
@@ -490,29 +533,35 @@ class WorkerPool:
                     self._idle.remove(worker)
                     break
                 if self._busy < max_workers:
-                    worker = _Worker(self._preload, self._warmup)
+                    try:
+                        worker = Worker(self._preload, self._warmup)
+                    except WorkerUnavailable as exc:
+                        self.mark_unavailable(exc)  # the condition's lock is re-entrant
+                        raise
                     break
+                if not block:
+                    return None
                 self._lock.wait()
             self._busy += 1
-            if not self._idle:
-                try:
-                    self._idle.append(_Worker(self._preload, self._warmup))
-                except WorkerUnavailable:
-                    pass
             return worker
 
-    def _release(self, worker: _Worker) -> None:
+    def release(self, worker: Worker) -> None:
+        """Hand ``worker`` back (a killed one is replaced by a fresh one)."""
         with self._lock:
             if os.getpid() != self._pid:
                 return
             self._busy -= 1
             if worker.alive:
                 self._idle.append(worker)
-            elif time.monotonic() >= self._unavailable_until:
-                try:  # the replacement warms up while the caller moves on
-                    self._idle.append(_Worker(self._preload, self._warmup))
+            # A killed worker is replaced, and one spare is kept warming up, while the caller
+            # moves on (not during the first startup, which it would only slow down).
+            spares = 0 if worker.alive and len(self._idle) > 1 else 1
+            while spares and time.monotonic() >= self._unavailable_until:
+                spares -= 1
+                try:
+                    self._idle.append(Worker(self._preload, self._warmup))
                 except WorkerUnavailable:
-                    pass
+                    break
             self._lock.notify()
 
     def close(self) -> None:
