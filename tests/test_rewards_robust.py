@@ -22,7 +22,7 @@ from golongrl.rewards.guard import (
     WorkerUnavailable,
     explosive_math,
 )
-from rewards_fixtures import CORRECT, GOLD_SUMMARY, ROWS, lbp, labelled, think
+from rewards_fixtures import CORRECT, GOLD_SUMMARY, ROWS, think
 
 MATH = ROWS["numerical_reasoning"]  # gold "42"
 REASONS = {None, "format", "parse", "timeout", "error", "gold"}

@@ -53,11 +53,15 @@ DEFAULT_TIMEOUT_S = 10.0
 #: for slower CPUs.  Only used to keep samples that could approach the cap off this thread.
 COST_PER_CHAR_S = {"summarization": 4e-6}
 DEFAULT_COST_PER_CHAR_S = 5e-7
+#: Predicted cost of one math sample (math_verify takes 1-5 ms on ordinary answers): sizes the
+#: chunks of math samples sent to one worker.
+MATH_COST_S = 0.01
 #: A sample predicted to need more than this fraction of the cap runs in a worker.
 IN_PROCESS_FRACTION = 0.25
 #: How long the calling thread scores cheap samples alone before sharing them with workers.
 SHARE_AFTER_S = 0.2
-#: Cheap samples travel to a worker in chunks of at most this many, or this many characters.
+#: Samples travel to a worker in chunks of at most this many (a few per worker), or this many
+#: characters; a chunk over the cap is retried one sample per call.
 CHUNK_MAX_ITEMS = 64
 CHUNK_MAX_CHARS = 1 << 20
 _MATH_TASK = "numerical_reasoning"
@@ -179,6 +183,8 @@ def _prepare_or_reject(req: ScoreRequest, mode: str, where: str) -> Prepared | S
 
 
 def _predicted_cost_s(p: Prepared, solution: Any) -> float:
+    if p.task == _MATH_TASK:
+        return MATH_COST_S
     size = len(solution) if isinstance(solution, str) else 0
     return size * COST_PER_CHAR_S.get(p.task, DEFAULT_COST_PER_CHAR_S)
 
@@ -289,6 +295,7 @@ class _BatchRun:
         self.mode, self.opts, self.timeout_s, self.n_workers = mode, opts, timeout_s, n_workers
         self.costs = {i: _predicted_cost_s(p, self.solutions[i]) for i, p in prepared.items()}
         self.guarded: collections.deque[int] = collections.deque()
+        self.alone: collections.deque[int] = collections.deque()  # retried one per call
         cheap: list[int] = []
         for i, p in prepared.items():
             needs_worker = p.task == _MATH_TASK or self.costs[i] > IN_PROCESS_FRACTION * timeout_s
@@ -318,9 +325,9 @@ class _BatchRun:
             self._hire()
             while self.cheap:
                 self._score_here([self.cheap.popleft()])
-                if self.busy or self.starting or self.guarded or time.monotonic() >= self.share_at:
+                if self.busy or self.starting or self.guarded or self.alone or time.monotonic() >= self.share_at:
                     self._service(wait=False)
-            while self.guarded or self.busy or self.starting:
+            while self.guarded or self.alone or self.busy or self.starting:
                 self._service(wait=True)
         finally:
             for worker in list(self.busy):
@@ -333,7 +340,7 @@ class _BatchRun:
         if self.in_process:
             return False
         sharing = time.monotonic() >= self.share_at and len(self.cheap) > 1
-        return bool(self.guarded) or sharing
+        return bool(self.guarded or self.alone) or sharing
 
     def _hire(self) -> None:
         """Take workers from the pool while there is work for them (blocking only when
@@ -341,7 +348,7 @@ class _BatchRun:
         while self._wants_workers() and len(self.busy) + len(self.starting) < self.n_workers:
             alone = not self.busy and not self.starting
             try:
-                worker = _pool().acquire(self.n_workers, block=alone and bool(self.guarded))
+                worker = _pool().acquire(self.n_workers, block=alone and bool(self.guarded or self.alone))
             except guard.WorkerUnavailable:
                 self._give_up_on_workers()
                 return
@@ -352,7 +359,9 @@ class _BatchRun:
 
     def _give_up_on_workers(self) -> None:
         self.in_process = True
-        pending, self.guarded = list(self.guarded), collections.deque()
+        pending = [*self.alone, *self.guarded]
+        self.alone.clear()
+        self.guarded.clear()
         self._score_here(pending)
 
     def _start_ready(self) -> None:
@@ -379,10 +388,12 @@ class _BatchRun:
     def _feed(self, worker: guard.Worker) -> None:
         """Give ``worker`` its next chunk, or hand it back when there is none."""
         while True:
-            if self.guarded:
-                chunk = [self.guarded.popleft()]
+            if self.alone:
+                chunk = [self.alone.popleft()]
+            elif self.guarded:
+                chunk = self._take_chunk(self.guarded, self.guarded.popleft, 0)
             elif time.monotonic() >= self.share_at and len(self.cheap) > 1:
-                chunk = self._take_cheap_chunk()
+                chunk = self._take_chunk(self.cheap, self.cheap.pop, -1)
             else:
                 _pool().release(worker)
                 return
@@ -438,27 +449,29 @@ class _BatchRun:
             worker.kill()
             self._let_go(worker)
             if len(chunk) > 1:  # find the slow one: its neighbours keep their scores
-                self.guarded.extendleft(reversed(chunk))
+                self.alone.extend(chunk)
             else:
                 self._set(chunk[0], 0.0, REASON_TIMEOUT)
                 self.advance(1)
         self._start_ready()
         self._hire()
 
-    def _take_cheap_chunk(self) -> list[int]:
-        """The costliest cheap samples, as many as fit the chunk limits."""
+    def _take_chunk(self, queue: collections.deque[int], take: Any, end: int) -> list[int]:
+        """Samples from ``queue[end]`` onwards, as many as fit the chunk limits: a few per
+        worker, and together predicted well under the cap (so a slow CPU is no timeout)."""
+        most = max(1, min(CHUNK_MAX_ITEMS, -(-len(queue) // (2 * self.n_workers))))
         chunk: list[int] = []
         cost = chars = 0.0
-        while self.cheap:
-            i = self.cheap[-1]
+        while queue:
+            i = queue[end]
             size = len(self.solutions[i]) if isinstance(self.solutions[i], str) else 0
             if chunk and (
-                len(chunk) >= CHUNK_MAX_ITEMS
+                len(chunk) >= most
                 or chars + size > CHUNK_MAX_CHARS
                 or cost + self.costs[i] > IN_PROCESS_FRACTION * self.timeout_s
             ):
                 break
-            chunk.append(self.cheap.pop())
+            chunk.append(take())
             cost += self.costs[i]
             chars += size
         return chunk
