@@ -99,11 +99,15 @@ class ScoreResult:
 def _warm_up() -> None:
     """Run once in each new worker: math_verify's parser and jieba's dictionary load lazily
     and would otherwise be charged to the first sample's deadline."""
-    from golongrl.rewards.scoring import _jieba_cut
-
     math_row = prepare("math_longcot_math_verify", {"golden_label": "1/2"}, {}, "hardened")
     score_prepared(math_row, "\\boxed{0.5}", "hardened", ScoreOptions())
-    _jieba_cut()("预热")
+    chinese_summary = prepare(
+        "longbench_pro",
+        {"doc_ids": ["我们今天去公园散步。"], "summary": "Chinese"},
+        {"reward_mode": "T4.1 Global-Coverage Constrained Summary"},
+        "hardened",
+    )
+    score_prepared(chinese_summary, "[Answer] 我们今天去公园。", "hardened", ScoreOptions())
 
 
 _POOL_PRELOAD = ("golongrl.rewards.batch",)
