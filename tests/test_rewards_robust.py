@@ -80,7 +80,9 @@ def test_malformed_rows_score_zero_with_reason_gold(name: str, mode: str) -> Non
         [{"data_source": data_source, "solution_str": response, "ground_truth": gt, "extra_info": extra_info}],
         mode=mode,
     )
-    assert (result.score, result.reason) == (0.0, "gold")
+    assert result.score == 0.0
+    # Faithful mode may follow the reference instead (it scores some malformed golds as 0).
+    assert result.reason == "gold" if mode == "hardened" else result.reason in REASONS
 
 
 @pytest.mark.parametrize(
