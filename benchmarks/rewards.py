@@ -6,11 +6,13 @@ scored by
 
 * the reference scorer on its own libraries (pltrdy ``rouge``, ``pytrec_eval``, ``math_verify``;
   ``benchmarks/reward_reference.py``), serially, as GoLongRL's reward manager does;
-* golongrl faithful mode in-process (same single core: the like-for-like ratio);
-* golongrl faithful and hardened through ``score_batch`` on a warm worker pool (the step time
-  a trainer sees).
+* golongrl faithful and hardened in-process (``score_prepared`` in a loop, no time cap; faithful
+  on the same single core as the reference is the like-for-like ratio);
+* golongrl faithful and hardened through ``score_batch`` with its per-sample cap and warm
+  workers, as one step and in verl-sized micro-batches of 4 (the times a trainer sees); the
+  ratio to in-process must stay >= 1 (the cap must not cost time).
 
-It prints per-task times, both totals, the ratios and the faithful-vs-reference parity.  When
+It prints per-task times, the totals, the ratios and the faithful-vs-reference parity.  When
 ``--ref-limit`` is below the step size the reference runs on a stratified subset (every task
 kept in proportion) and its full-step time is extrapolated per task from measured per-item
 means; the output says so.
@@ -105,38 +107,50 @@ def main() -> None:
         ref_time[keys[i]] += time.perf_counter() - t0
         ref_count[keys[i]] += 1
 
-    # golongrl faithful, serial in this process (same core as the reference).
-    _clear_math_caches()
+    # golongrl in this process, no cap: the baseline score_batch must not fall behind.
     opts = ScoreOptions()
+    in_process: dict[str, float] = {}
     ours_scores: list[float] = []
     ours_time: dict[str, float] = defaultdict(float)
     ours_count: dict[str, int] = defaultdict(int)
-    for r, k in zip(requests, keys):
-        t0 = time.perf_counter()
-        p = prepare(r["data_source"], r["ground_truth"], r["extra_info"], "faithful")
-        ours_scores.append(score_prepared(p, r["solution_str"], "faithful", opts)[0])
-        ours_time[k] += time.perf_counter() - t0
-        ours_count[k] += 1
-
-    # golongrl hardened, serial in this process: the like-for-like cost of the hardened metrics.
-    _clear_math_caches()
     hardened_time: dict[str, float] = defaultdict(float)
-    for r, k in zip(requests, keys):
-        t0 = time.perf_counter()
-        p = prepare(r["data_source"], r["ground_truth"], r["extra_info"], "hardened")
-        score_prepared(p, r["solution_str"], "hardened", opts)
-        hardened_time[k] += time.perf_counter() - t0
-
-    # golongrl through the warm pool: the step time a trainer sees.
-    pooled: dict[str, float] = {}
     for mode in ("faithful", "hardened"):
+        _clear_math_caches()
+        t_mode = time.perf_counter()
+        for r, k in zip(requests, keys):
+            t0 = time.perf_counter()
+            p = prepare(r["data_source"], r["ground_truth"], r["extra_info"], mode)
+            score = score_prepared(p, r["solution_str"], mode, opts)[0]
+            if mode == "faithful":
+                ours_scores.append(score)
+                ours_time[k] += time.perf_counter() - t0
+                ours_count[k] += 1
+            else:
+                hardened_time[k] += time.perf_counter() - t0
+        in_process[mode] = time.perf_counter() - t_mode
+
+    def fresh_workers(mode: str) -> None:
+        # Workers memoise math parses too: each measurement starts from new, warm ones.
         close_pool()
         score_batch(warm, mode=mode, workers=args.workers)
+        _clear_math_caches()
+
+    # golongrl through score_batch (capped, warm workers): the step time a trainer sees.
+    pooled: dict[str, float] = {}
+    micro: dict[str, float] = {}
+    for mode in ("faithful", "hardened"):
+        fresh_workers(mode)
         t0 = time.perf_counter()
         results = score_batch(requests, mode=mode, workers=args.workers)
         pooled[mode] = time.perf_counter() - t0
         if mode == "faithful":
-            assert [r.score for r in results] == ours_scores, "pooled and in-process scores differ"
+            assert [r.score for r in results] == ours_scores, "score_batch and in-process scores differ"
+        fresh_workers(mode)
+        t0 = time.perf_counter()
+        for start in range(0, len(requests), 4):
+            score_batch(requests[start : start + 4], mode=mode, workers=args.workers)
+        micro[mode] = time.perf_counter() - t0
+    close_pool()
 
     table = Table(title="per task (ms per item, one core)")
     for col in ("task", "n", "reference", "golongrl faithful", "ratio", "golongrl hardened"):
@@ -163,12 +177,12 @@ def main() -> None:
     max_dev = max((abs(ref_scores[i] - ours_scores[i]) for i in ref_idx), default=0.0)
     console.print(f"{label}: {ref_full:.1f} s (one core)")
     console.print(f"golongrl faithful, in-process: {ours_total:.2f} s (one core) -> {ref_full / ours_total:.1f}x")
-    hardened_total = sum(hardened_time.values())
-    console.print(f"golongrl hardened, in-process: {hardened_total:.2f} s (one core) -> {ref_full / hardened_total:.1f}x")
-    for mode, seconds in pooled.items():
+    for mode in pooled:
         console.print(
-            f"golongrl {mode}, score_batch with {args.workers} workers (warm pool): {seconds:.2f} s "
-            f"-> {ref_full / seconds:.1f}x vs the serial reference"
+            f"golongrl {mode}: in-process {in_process[mode]:.2f} s; score_batch "
+            f"(<= {args.workers} workers) {pooled[mode]:.2f} s -> {in_process[mode] / pooled[mode]:.2f}x "
+            f"in-process, {ref_full / pooled[mode]:.1f}x the serial reference; in micro-batches "
+            f"of 4 {micro[mode]:.2f} s -> {in_process[mode] / micro[mode]:.2f}x in-process"
         )
     console.print(
         f"faithful parity on {len(ref_idx)} items: {len(ref_idx) - len(mismatches)} identical, "

@@ -1,4 +1,4 @@
-"""score_batch (process pool, time cap, reasons), thread safety and the ``golongrl score`` CLI."""
+"""score_batch (worker processes, time cap, reasons), thread safety and the ``golongrl score`` CLI."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pytest
 from typer.testing import CliRunner
 
 from golongrl.cli import app
-from golongrl.rewards import GroundTruthError, ScoreRequest, compute_score, score_batch
+from golongrl.rewards import ScoreRequest, compute_score, score_batch
 from rewards_fixtures import CORRECT, ROWS, think
 
-# A power tower sympy tries to evaluate: math_verify's own alarm cannot interrupt the C-level
-# big-integer arithmetic, so only killing the worker bounds it.
-LATEX_BOMB = "\\boxed{9^{9^{9^{9^{9}}}}}"
+# Passes the pre-screen (every size is modest) yet sympy runs for minutes: it factors the
+# 456,574-digit integer to simplify the root.  Only killing the worker bounds it.
+SLOW_MATH = "\\boxed{\\sqrt{99999!}}"
 
 
 def _requests() -> list[ScoreRequest]:
@@ -52,7 +52,7 @@ def test_reasons_explain_zeros() -> None:
 def test_a_stuck_sample_times_out_without_losing_its_neighbours() -> None:
     row = ROWS["numerical_reasoning"]
     items = [{"solution_str": think(f"\\boxed{{{i}}}"), **row} for i in (40, 41, 42, 43)]
-    items.insert(2, {"solution_str": think(LATEX_BOMB), **row})
+    items.insert(2, {"solution_str": think(SLOW_MATH), **row})
     results = score_batch(items, workers=2, timeout_s=2.0)
     assert [r.reason for r in results] == [None, None, "timeout", None, None]
     assert [r.score for r in results] == [0.0, 0.0, 0.0, 1.0, 0.0]
@@ -60,12 +60,17 @@ def test_a_stuck_sample_times_out_without_losing_its_neighbours() -> None:
     assert score_batch(items[:2] + items[3:], workers=2)[2].score == 1.0
 
 
-def test_malformed_gold_raises_naming_the_item() -> None:
+def test_malformed_rows_score_zero_with_reason_gold_beside_their_neighbours(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     bad = {"solution_str": "x", "data_source": "EM", "ground_truth": {}, "extra_info": {}}
-    with pytest.raises(GroundTruthError, match="item 1: .*golden_label"):
-        score_batch([{"solution_str": "Paris", **ROWS["precise_retrieval"]}, bad], workers=0)
-    with pytest.raises(GroundTruthError, match="item 0: missing key"):
-        score_batch([{"solution_str": "x"}], workers=0)
+    good = {"solution_str": "Paris", **ROWS["precise_retrieval"]}
+    results = score_batch([good, bad, {"solution_str": "x"}, good], workers=0)
+    assert [(r.score, r.reason) for r in results] == [(1.0, None), (0.0, "gold"), (0.0, "gold"), (1.0, None)]
+    assert [r.task for r in results] == ["precise_retrieval", "precise_retrieval", "unknown", "precise_retrieval"]
+    assert "item 1 scores 0 (reason 'gold')" in caplog.text and "golden_label" in caplog.text
+    with pytest.raises(TypeError, match="item 0"):
+        score_batch(["not a request"], workers=0)
 
 
 def test_compute_score_works_off_the_main_thread() -> None:

@@ -163,7 +163,8 @@ def test_ranking_with_a_repeated_line_is_no_permutation() -> None:
 )
 def test_malformed_ground_truth_raises_naming_field_and_task(row: dict, message: str) -> None:
     with pytest.raises(GroundTruthError, match=message):
-        compute_score(solution_str="</think>x", **row)
+        prepare(row["data_source"], row["ground_truth"], row["extra_info"], "hardened")
+    assert compute_score(solution_str="</think>x", **row) == 0.0  # scoring never raises
 
 
 def test_faithful_summary_without_the_language_field_is_a_scorer_error() -> None:
@@ -175,7 +176,8 @@ def test_faithful_summary_without_the_language_field_is_a_scorer_error() -> None
 
 def test_unknown_labels_and_modes_raise() -> None:
     with pytest.raises(UnknownTaskError):
-        compute_score("no_such_source", "x", {"golden_label": "x"})
+        prepare("no_such_source", {"golden_label": "x"}, None, "hardened")
+    assert compute_score("no_such_source", "x", {"golden_label": "x"}) == 0.0
     with pytest.raises(ValueError, match="mode"):
         compute_score("EM", "x", {"golden_label": "x"}, mode="lenient")
 

@@ -2,8 +2,9 @@
 
 Two modes: ``faithful`` reproduces the GoLongRL reference scorer exactly (quirks included);
 ``hardened`` (default) pays only for doing the task (docs/rewards.md).  Model text is never
-trusted: any string scores in [0, 1] without raising; malformed ground truth raises
-:class:`GroundTruthError`.
+trusted: any string scores in [0, 1] without raising, within a per-sample time cap; a row with
+malformed ground truth scores 0 with reason ``gold`` (``prepare`` in
+:mod:`golongrl.rewards.scoring` raises :class:`GroundTruthError` naming the field).
 
 The names below load on first use, so that the metric primitives in this package
 (:mod:`golongrl.rewards.metrics`, ``lcs``, ``text``), which :mod:`golongrl.tasks` builds on,
@@ -19,7 +20,7 @@ _EXPORTS = {
     "MODES": "golongrl.rewards.options",
     "ScoreOptions": "golongrl.rewards.options",
     "GroundTruthError": "golongrl.rewards.ground_truth",
-    "compute_score": "golongrl.rewards.scoring",
+    "compute_score": "golongrl.rewards.batch",
     "ScoreRequest": "golongrl.rewards.batch",
     "ScoreResult": "golongrl.rewards.batch",
     "close_pool": "golongrl.rewards.batch",

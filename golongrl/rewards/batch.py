@@ -1,33 +1,40 @@
-"""Batch scoring across a reusable process pool with a hard per-sample time cap.
+"""``compute_score`` and ``score_batch``: scoring that never raises on a row or a response and
+never runs past its per-sample time cap, on any thread and at any batch size.
 
-A plain ``concurrent.futures`` pool cannot stop a worker stuck in C code (a sympy big-integer
-power, a pathological regex), so the pool is pebble's ``ProcessPool``, which terminates and
-replaces a worker whose task exceeds its timeout.  The pool is created once per process and
-reused: the trainer calls :func:`score_batch` every step with a few dozen samples, and
-spawning workers each time would cost more than scoring.
+Each sample takes one of three paths:
 
-Samples travel in chunks (a few per worker) to keep the per-task overhead low; a chunk gets
-the per-sample cap as its own deadline, and when it misses it each of its samples is rescored
-alone under the same cap, so a stuck sample is reported as ``timeout`` without taking its
-neighbours with it.
+* a row whose labels or gold cannot be scored scores 0 with reason ``gold`` (one warning per
+  kind of defect; ``golongrl data validate`` names the rows);
+* a sample that may run long goes to a killable worker process under the cap
+  (:mod:`golongrl.rewards.guard`): every math sample (sympy can compute for minutes on a few
+  characters; answers the pre-screen already knows to explode score ``timeout`` at once), and
+  any sample whose predicted cost is over a quarter of the cap;
+* everything else (nearly all samples: pure-Python metrics, linear in the text) is scored in
+  the calling thread, with no inter-process traffic at all.
+
+A large batch shares its cheap samples with the workers only once the calling thread has been
+busy for :data:`SHARE_AFTER_S`: batches that finish sooner never pay for the round trips, and
+long ones get every worker's help, largest samples first.
 """
 
 from __future__ import annotations
 
-import atexit
-import multiprocessing
+import collections
+import logging
+import multiprocessing.connection
 import os
+import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import TimeoutError as FutureTimeout
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pebble import ProcessExpired, ProcessPool
-
-from golongrl.rewards.ground_truth import GroundTruthError
+from golongrl.rewards import guard
 from golongrl.rewards.scoring import (
+    MODES,
     REASON_ERROR,
+    REASON_GOLD,
     REASON_TIMEOUT,
     Prepared,
     ScoreOptions,
@@ -35,6 +42,29 @@ from golongrl.rewards.scoring import (
     prepare,
     score_prepared,
 )
+from golongrl.tasks import resolve_task
+
+_log = logging.getLogger("golongrl.rewards")
+
+#: Default per-sample wall-clock cap of :func:`compute_score` and :func:`score_batch`.
+DEFAULT_TIMEOUT_S = 10.0
+#: Worst scoring cost per response character measured across tasks and modes at 4 MB
+#: (Chinese summaries through jieba: 1.5 us; every other task under 0.1 us), with a margin
+#: for slower CPUs.  Only used to keep samples that could approach the cap off this thread.
+COST_PER_CHAR_S = {"summarization": 4e-6}
+DEFAULT_COST_PER_CHAR_S = 5e-7
+#: Predicted cost of one math sample (math_verify takes 1-5 ms on ordinary answers): sizes the
+#: chunks of math samples sent to one worker.
+MATH_COST_S = 0.01
+#: A sample predicted to need more than this fraction of the cap runs in a worker.
+IN_PROCESS_FRACTION = 0.25
+#: How long the calling thread scores cheap samples alone before sharing them with workers.
+SHARE_AFTER_S = 0.2
+#: Samples travel to a worker in chunks of at most this many (a few per worker), or this many
+#: characters; a chunk over the cap is retried one sample per call.
+CHUNK_MAX_ITEMS = 64
+CHUNK_MAX_CHARS = 1 << 20
+_MATH_TASK = "numerical_reasoning"
 
 
 @dataclass(frozen=True)
@@ -49,101 +79,159 @@ class ScoreRequest:
 
 @dataclass(frozen=True)
 class ScoreResult:
-    """``score`` in [0, 1]; ``reason`` is ``None`` for a normal score, else why it is 0:
-    ``format`` (think/length gate), ``parse`` (no answer extractable), ``timeout`` (over the
-    per-sample cap), ``error`` (the scorer failed; in faithful mode also where the reference
-    itself raises)."""
+    """``score`` in [0, 1], the ``task`` it was scored as (``"unknown"`` when the row's labels
+    name none) and ``reason``, ``None`` for a normal score, else why it is 0:
+
+    * ``format``: the response failed the think/length gate (or is not a string);
+    * ``parse``: no answer could be extracted (no letter, no ``\\boxed{}``, invalid JSON...);
+    * ``timeout``: scoring ran over the per-sample cap and was killed, or the math
+      pre-screen rejected the answer as certain to (a huge power tower, factorial, nesting);
+    * ``error``: the scorer failed (in faithful mode also where the reference itself raises);
+    * ``gold``: the row cannot be scored: malformed or missing ground truth, or labels
+      (``data_source``, ``extra_info.reward_mode``) that name no task.
+    """
 
     score: float
     task: str
     reason: str | None = None
 
 
-#: Batches this small with no math sample are scored in-process: the pool round trip would
-#: dominate, and only math_verify (sympy) can get stuck.
-SERIAL_MAX_ITEMS = 4
-#: Chunks stay well under the cap: at most this many samples or characters each.
-CHUNK_MAX_ITEMS = 64
-CHUNK_MAX_CHARS = 1 << 20
+def _warm_up() -> None:
+    """Run once in each new worker: math_verify's parser and jieba's dictionary load lazily
+    and would otherwise be charged to the first sample's deadline."""
+    math_row = prepare("math_longcot_math_verify", {"golden_label": "1/2"}, {}, "hardened")
+    score_prepared(math_row, "\\boxed{0.5}", "hardened", ScoreOptions())
+    chinese_summary = prepare(
+        "longbench_pro",
+        {"doc_ids": ["我们今天去公园散步。"], "summary": "Chinese"},
+        {"reward_mode": "T4.1 Global-Coverage Constrained Summary"},
+        "hardened",
+    )
+    score_prepared(chinese_summary, "[Answer] 我们今天去公园。", "hardened", ScoreOptions())
 
-_pool: ProcessPool | None = None
-_pool_workers = 0
-_pool_lock = threading.Lock()
+
+_POOL_PRELOAD = ("golongrl.rewards.batch",)
+
+
+def _pool() -> guard.WorkerPool:
+    return guard.default_pool(_POOL_PRELOAD, _warm_up)
+
+
+def close_pool() -> None:
+    """Stop the idle scoring workers (new ones start on the next call that needs one)."""
+    guard.close_default_pool()
+
+
+def _score_many(
+    chunk: list[tuple[Prepared, Any]], mode: str, opts: ScoreOptions
+) -> list[tuple[float, str | None]]:
+    return [score_prepared(p, s, mode, opts) for p, s in chunk]
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows
+# ---------------------------------------------------------------------------------------------
+
+_warned_kinds: set[str] = set()
+_warned_lock = threading.Lock()
 
 
 def _as_request(item: ScoreRequest | Mapping[str, Any], index: int) -> ScoreRequest:
     if isinstance(item, ScoreRequest):
         return item
     if isinstance(item, Mapping):
-        missing = [k for k in ("data_source", "solution_str", "ground_truth") if k not in item]
-        if missing:
-            raise GroundTruthError(f"item {index}: missing key(s) {', '.join(missing)}")
+        # A missing field is a defect of the row: it scores 0 with reason ``gold``.
         return ScoreRequest(
-            item["data_source"], item["solution_str"], item["ground_truth"], item.get("extra_info")
+            item.get("data_source"), item.get("solution_str"),  # type: ignore[arg-type]
+            item.get("ground_truth"), item.get("extra_info"),
         )
     raise TypeError(f"item {index}: expected ScoreRequest or mapping, got {type(item).__name__}")
 
 
-def _score_chunk(
-    chunk: Sequence[tuple[Prepared, str]], mode: str, opts: ScoreOptions
-) -> list[tuple[float, str | None]]:
-    return [score_prepared(p, s, mode, opts) for p, s in chunk]
+def _task_name(req: ScoreRequest) -> str:
+    try:
+        return resolve_task(req.data_source, req.extra_info)
+    except Exception:  # noqa: BLE001 - labels that name no task, of any type
+        return "unknown"
 
 
-def _get_pool(workers: int) -> ProcessPool:
-    global _pool, _pool_workers
-    with _pool_lock:
-        if _pool is not None and (_pool_workers != workers or not _pool.active):
-            _pool.stop()
-            _pool.join()
-            _pool = None
-        if _pool is None:
-            # forkserver: workers never inherit a trainer's threads or CUDA state, and after a
-            # timeout kill a replacement forks from the preloaded server in milliseconds.
-            if "forkserver" in multiprocessing.get_all_start_methods():
-                ctx = multiprocessing.get_context("forkserver")
-                ctx.set_forkserver_preload(["golongrl.rewards.scoring", "math_verify"])
-            else:  # Windows
-                ctx = multiprocessing.get_context("spawn")
-            _pool = ProcessPool(max_workers=workers, context=ctx)
-            _pool_workers = workers
-        return _pool
+def _warn_bad_row(exc: Exception, task: str, where: str) -> None:
+    kind = f"{task}: {type(exc).__name__}: {re.sub(r'[0-9]+', 'N', str(exc))[:200]}"
+    with _warned_lock:
+        if kind in _warned_kinds:
+            return
+        _warned_kinds.add(kind)
+    _log.warning(
+        "golongrl.rewards: %s scores 0 (reason 'gold'): %s. Rows with this defect are not "
+        "reported again; `golongrl data validate` lists them.", where, exc,
+    )
 
 
-def close_pool() -> None:
-    """Stop the shared worker pool (it is restarted on the next pooled call)."""
-    global _pool
-    with _pool_lock:
-        if _pool is not None:
-            _pool.stop()
-            _pool.join()
-            _pool = None
+def _prepare_or_reject(req: ScoreRequest, mode: str, where: str) -> Prepared | ScoreResult:
+    try:
+        if not isinstance(req.data_source, str):
+            raise ValueError(
+                f"data_source must be a string, got {type(req.data_source).__name__} "
+                f"{req.data_source!r:.40}"
+            )
+        return prepare(req.data_source, req.ground_truth, req.extra_info, mode)
+    except Exception as exc:  # noqa: BLE001 - a bad row must not stop a training step
+        task = _task_name(req)
+        _warn_bad_row(exc, task, where)
+        return ScoreResult(0.0, task, REASON_GOLD)
 
 
-atexit.register(close_pool)
+# ---------------------------------------------------------------------------------------------
+# Scoring
+# ---------------------------------------------------------------------------------------------
 
 
-def _chunks(indices: Sequence[int], sizes: Sequence[int], n_chunks: int) -> list[list[int]]:
-    target = max(1, min(CHUNK_MAX_ITEMS, -(-len(indices) // n_chunks)))
-    out: list[list[int]] = []
-    current: list[int] = []
-    chars = 0
-    for i in indices:
-        if current and (len(current) >= target or chars + sizes[i] > CHUNK_MAX_CHARS):
-            out.append(current)
-            current, chars = [], 0
-        current.append(i)
-        chars += sizes[i]
-    if current:
-        out.append(current)
-    return out
+def _predicted_cost_s(p: Prepared, solution: Any) -> float:
+    if p.task == _MATH_TASK:
+        return MATH_COST_S
+    size = len(solution) if isinstance(solution, str) else 0
+    return size * COST_PER_CHAR_S.get(p.task, DEFAULT_COST_PER_CHAR_S)
+
+
+def _math_tail(solution: Any, opts: ScoreOptions) -> str:
+    # Both modes hand math_verify at most the last math_tail_chars of the (stripped) text.
+    return solution.rstrip()[-opts.math_tail_chars :] if isinstance(solution, str) else ""
+
+
+def compute_score(
+    data_source: str,
+    solution_str: str,
+    ground_truth: Any,
+    extra_info: Mapping[str, Any] | None = None,
+    *,
+    mode: str = "hardened",
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    **kwargs: Any,
+) -> float:
+    """Score one response in [0, 1]; the signature of verl's ``custom_reward_function``.
+
+    Never raises on a row or a response and returns within about ``timeout_s`` from any
+    thread (see :func:`score_batch`, which it calls with one item).
+
+    Args:
+        data_source, ground_truth, extra_info: a GoLongRL / golongrl dataset row's fields.
+        solution_str: the decoded response (untrusted; any string).
+        mode: ``"hardened"`` (default, for training) or ``"faithful"`` (reproduces GoLongRL).
+        timeout_s: wall-clock cap for this call's scoring.
+        **kwargs: :class:`ScoreOptions` fields; other names (verl passes its own) are ignored.
+
+    Raises:
+        ValueError: unknown ``mode`` (a configuration error, not a data one).
+    """
+    request = ScoreRequest(data_source, solution_str, ground_truth, extra_info)
+    return score_batch([request], mode=mode, timeout_s=timeout_s, **kwargs)[0].score
 
 
 def score_batch(
     items: Iterable[ScoreRequest | Mapping[str, Any]],
     *,
     mode: str = "hardened",
-    timeout_s: float = 10.0,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
     workers: int | None = None,
     progress: bool = False,
     **options: Any,
@@ -155,98 +243,242 @@ def score_batch(
             ``solution_str``, ``ground_truth`` and optional ``extra_info``.
         mode: ``"hardened"`` or ``"faithful"``.
         timeout_s: per-sample wall-clock cap; a sample over it scores 0 with reason
-            ``timeout`` and its worker process is replaced.
-        workers: pool size; ``None`` = all CPUs, ``0`` = score in this process (no hard cap:
-            only math_verify's own SIGALRM timeouts, on the main thread).  Daemonic processes,
-            which may not start children, always score in-process.
+            ``timeout`` and its worker process is replaced.  Worker startup (1-2 s, once) and
+            waiting for a busy worker are not charged to it.
+        workers: most worker processes this call uses; ``None`` = one per CPU, ``0`` = score
+            everything in this process (no cap beyond the math pre-screen and math_verify's
+            own SIGALRM timeouts, which work on the main thread only).
         progress: show a rich progress bar.
         **options: :class:`ScoreOptions` fields.
 
     Raises:
-        GroundTruthError / UnknownTaskError: on a malformed record (message names the item);
-        never on model output.
+        ValueError: unknown ``mode``.  TypeError: an item that is neither a request nor a
+        mapping.  Never on a row's content or on model output.
     """
-    requests = [_as_request(item, i) for i, item in enumerate(items)]
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     opts = make_options(**options)
-    prepared: list[Prepared] = []
+    requests = [_as_request(item, i) for i, item in enumerate(items)]
+    results: list[ScoreResult | None] = [None] * len(requests)
+    prepared: dict[int, Prepared] = {}
     for i, req in enumerate(requests):
+        outcome = _prepare_or_reject(req, mode, f"item {i}" if len(requests) > 1 else "a row")
+        if isinstance(outcome, ScoreResult):
+            results[i] = outcome
+        else:
+            prepared[i] = outcome
+    n_workers = (os.cpu_count() or 1) if workers is None else max(0, workers)
+    run = _BatchRun(requests, prepared, results, mode, opts, timeout_s, n_workers)
+    with _progress(progress, len(requests)) as advance:
+        advance(len(requests) - len(prepared))
+        run.score(advance)
+    return [r if r is not None else ScoreResult(0.0, "unknown", REASON_ERROR) for r in results]
+
+
+class _BatchRun:
+    """One batch, scored by the calling thread with workers alongside (no extra threads).
+
+    ``guarded`` samples must run in a worker; ``cheap`` ones sit in a deque ordered by
+    predicted cost: this thread scores from the cheap end and, between samples, collects the
+    workers' replies, kills those past their deadline and hands out more work; after
+    :data:`SHARE_AFTER_S` idle workers also take chunks from the costly end.
+    """
+
+    def __init__(
+        self,
+        requests: list[ScoreRequest],
+        prepared: dict[int, Prepared],
+        results: list[ScoreResult | None],
+        mode: str,
+        opts: ScoreOptions,
+        timeout_s: float,
+        n_workers: int,
+    ) -> None:
+        self.solutions = [r.solution_str for r in requests]
+        self.prepared, self.results = prepared, results
+        self.mode, self.opts, self.timeout_s, self.n_workers = mode, opts, timeout_s, n_workers
+        self.costs = {i: _predicted_cost_s(p, self.solutions[i]) for i, p in prepared.items()}
+        self.guarded: collections.deque[int] = collections.deque()
+        self.alone: collections.deque[int] = collections.deque()  # retried one per call
+        cheap: list[int] = []
+        for i, p in prepared.items():
+            needs_worker = p.task == _MATH_TASK or self.costs[i] > IN_PROCESS_FRACTION * timeout_s
+            if p.task == _MATH_TASK and guard.explosive_math(_math_tail(self.solutions[i], opts)):
+                self._set(i, 0.0, REASON_TIMEOUT)
+            elif needs_worker and n_workers > 0:
+                self.guarded.append(i)
+            else:
+                cheap.append(i)
+        self.cheap = collections.deque(sorted(cheap, key=self.costs.__getitem__))
+        self.busy: dict[guard.Worker, tuple[list[int], float]] = {}  # worker -> (chunk, deadline)
+        self.starting: dict[guard.Worker, float] = {}  # worker -> when we took it
+        self.in_process = n_workers <= 0  # also set when no worker can start here
+
+    def _set(self, i: int, score: float, reason: str | None) -> None:
+        self.results[i] = ScoreResult(float(score), self.prepared[i].task, reason)
+
+    def _score_here(self, chunk: list[int]) -> None:
+        for i in chunk:
+            self._set(i, *score_prepared(self.prepared[i], self.solutions[i], self.mode, self.opts))
+        self.advance(len(chunk))
+
+    def score(self, advance: Any) -> None:
+        self.advance = advance
+        self.share_at = time.monotonic() + SHARE_AFTER_S
         try:
-            prepared.append(prepare(req.data_source, req.ground_truth, req.extra_info, mode))
-        except ValueError as exc:
-            raise type(exc)(f"item {i}: {exc}") from None
-    solutions = [r.solution_str for r in requests]
-    n_workers = (os.cpu_count() or 1) if workers is None else workers
-    # A daemonic process (e.g. a DataLoader worker) may not start children.
-    serial = n_workers <= 0 or multiprocessing.current_process().daemon or (
-        len(requests) <= SERIAL_MAX_ITEMS
-        and all(p.task != "numerical_reasoning" for p in prepared)
-    )
-    if serial:
-        raw = [score_prepared(p, s, mode, opts) for p, s in zip(prepared, solutions)]
-    else:
-        raw = _score_pooled(prepared, solutions, mode, opts, timeout_s, n_workers, progress)
-    return [ScoreResult(float(s), p.task, r) for (s, r), p in zip(raw, prepared)]
+            self._hire()
+            while self.cheap:
+                self._score_here([self.cheap.popleft()])
+                if self.busy or self.starting or self.guarded or self.alone or time.monotonic() >= self.share_at:
+                    self._service(wait=False)
+            while self.guarded or self.alone or self.busy or self.starting:
+                self._service(wait=True)
+        finally:
+            for worker in list(self.busy):
+                worker.kill()
+                self._let_go(worker)
+            for worker in list(self.starting):
+                self._let_go(worker)  # still warming up: the pool keeps it
 
+    def _wants_workers(self) -> bool:
+        if self.in_process:
+            return False
+        sharing = time.monotonic() >= self.share_at and len(self.cheap) > 1
+        return bool(self.guarded or self.alone) or sharing
 
-def _score_pooled(
-    prepared: list[Prepared],
-    solutions: list[str],
-    mode: str,
-    opts: ScoreOptions,
-    timeout_s: float,
-    n_workers: int,
-    progress: bool,
-) -> list[tuple[float, str | None]]:
-    pool = _get_pool(n_workers)
-    sizes = [len(s) if isinstance(s, str) else 0 for s in solutions]
-    # Largest first, so one long sample does not trail at the end of the batch.
-    order = sorted(range(len(prepared)), key=sizes.__getitem__, reverse=True)
-    chunks = _chunks(order, sizes, n_chunks=4 * n_workers)
-    futures = [
-        pool.schedule(
-            _score_chunk,
-            args=([(prepared[i], solutions[i]) for i in chunk], mode, opts),
-            timeout=timeout_s,
-        )
-        for chunk in chunks
-    ]
-    results: list[tuple[float, str | None] | None] = [None] * len(prepared)
-    retry: list[int] = []
-    with _progress(progress, len(prepared)) as advance:
-        for chunk, future in zip(chunks, futures):
+    def _hire(self) -> None:
+        """Take workers from the pool while there is work for them (blocking only when
+        guarded samples wait and no worker is ours)."""
+        while self._wants_workers() and len(self.busy) + len(self.starting) < self.n_workers:
+            alone = not self.busy and not self.starting
             try:
-                for i, res in zip(chunk, future.result()):
-                    results[i] = res
-                advance(len(chunk))
-            except (FutureTimeout, ProcessExpired) as exc:
-                if len(chunk) > 1:
-                    retry.extend(chunk)  # find the culprit: rescore each sample alone
-                else:
-                    timed_out = isinstance(exc, FutureTimeout)
-                    _set(results, chunk, REASON_TIMEOUT if timed_out else REASON_ERROR)
-                    advance(1)
-            except Exception:  # noqa: BLE001 - a broken worker must not lose the batch
-                _set(results, chunk, REASON_ERROR)
-                advance(len(chunk))
-        singles = [
-            (i, pool.schedule(_score_chunk, args=([(prepared[i], solutions[i])], mode, opts),
-                              timeout=timeout_s))
-            for i in retry
-        ]
-        for i, future in singles:
+                worker = _pool().acquire(self.n_workers, block=alone and bool(self.guarded or self.alone))
+            except guard.WorkerUnavailable:
+                self._give_up_on_workers()
+                return
+            if worker is None:
+                return
+            self.starting[worker] = time.monotonic()
+        self._start_ready()
+
+    def _give_up_on_workers(self) -> None:
+        self.in_process = True
+        pending = [*self.alone, *self.guarded]
+        self.alone.clear()
+        self.guarded.clear()
+        self._score_here(pending)
+
+    def _start_ready(self) -> None:
+        """Feed the workers that became ready; a worker that died or hangs while starting
+        means none can start here: score in-process from now on."""
+        now = time.monotonic()
+        for worker, since in list(self.starting.items()):
+            if worker.is_ready():
+                del self.starting[worker]
+                self._feed(worker)
+            elif worker.process.poll() is not None or now - since > guard.STARTUP_TIMEOUT_S:
+                worker.kill()
+                _pool().mark_unavailable(guard.WorkerUnavailable(
+                    f"a scoring worker failed to start (exit code {worker.process.returncode})"
+                ))
+                self._let_go(worker)
+                self._give_up_on_workers()
+
+    def _let_go(self, worker: guard.Worker) -> None:
+        self.busy.pop(worker, None)
+        self.starting.pop(worker, None)
+        _pool().release(worker)
+
+    def _feed(self, worker: guard.Worker) -> None:
+        """Give ``worker`` its next chunk, or hand it back when there is none."""
+        while True:
+            if self.alone:
+                chunk = [self.alone.popleft()]
+            elif self.guarded:
+                chunk = self._take_chunk(self.guarded, self.guarded.popleft, 0)
+            elif time.monotonic() >= self.share_at and len(self.cheap) > 1:
+                chunk = self._take_chunk(self.cheap, self.cheap.pop, -1)
+            else:
+                _pool().release(worker)
+                return
+            pairs = [(self.prepared[i], self.solutions[i]) for i in chunk]
             try:
-                results[i] = future.result()[0]
-            except FutureTimeout:
-                results[i] = (0.0, REASON_TIMEOUT)
-            except Exception:  # noqa: BLE001 - e.g. ProcessExpired: the worker died
-                results[i] = (0.0, REASON_ERROR)
-            advance(1)
-    return [r if r is not None else (0.0, REASON_ERROR) for r in results]
+                worker.submit(_score_many, (pairs, self.mode, self.opts), self.timeout_s)
+            except guard.WorkerFailed as exc:
+                _log.debug("cannot score in a worker: %s", exc)
+                self._score_failed(chunk)
+                if not worker.alive:
+                    _pool().release(worker)
+                    return
+                continue
+            self.busy[worker] = (chunk, time.monotonic() + self.timeout_s)
+            return
 
+    def _score_failed(self, chunk: list[int]) -> None:
+        for i in chunk:
+            self._set(i, 0.0, REASON_ERROR)
+        self.advance(len(chunk))
 
-def _set(results: list[Any], chunk: Sequence[int], reason: str) -> None:
-    for i in chunk:
-        results[i] = (0.0, reason)
+    def _service(self, *, wait: bool) -> None:
+        """Collect replies, kill overdue workers, start ready ones, hire more."""
+        conns = {w.conn: w for w in [*self.busy, *self.starting]}
+        timeout = 0.0
+        if wait and conns:
+            now = time.monotonic()
+            deadlines = [d for _, d in self.busy.values()]
+            deadlines += [since + guard.STARTUP_TIMEOUT_S for since in self.starting.values()]
+            timeout = max(0.0, min(deadlines) - now)
+        for conn in multiprocessing.connection.wait(list(conns), timeout) if conns else ():
+            worker = conns[conn]
+            if worker in self.starting:
+                continue  # ready, or died: _start_ready below tells which
+            chunk, _ = self.busy.pop(worker)
+            try:
+                raw = worker.reply()
+            except guard.WorkerFailed as exc:
+                _log.debug("scoring in a worker failed: %s", exc)
+                self._score_failed(chunk)
+            else:
+                for i, (score, reason) in zip(chunk, raw):
+                    self._set(i, score, reason)
+                self.advance(len(chunk))
+            if worker.alive:
+                self._feed(worker)
+            else:
+                _pool().release(worker)
+        now = time.monotonic()
+        for worker, (chunk, deadline) in list(self.busy.items()):
+            if now < deadline:
+                continue
+            worker.kill()
+            self._let_go(worker)
+            if len(chunk) > 1:  # find the slow one: its neighbours keep their scores
+                self.alone.extend(chunk)
+            else:
+                self._set(chunk[0], 0.0, REASON_TIMEOUT)
+                self.advance(1)
+        self._start_ready()
+        self._hire()
+
+    def _take_chunk(self, queue: collections.deque[int], take: Any, end: int) -> list[int]:
+        """Samples from ``queue[end]`` onwards, as many as fit the chunk limits: a few per
+        worker, and together predicted well under the cap (so a slow CPU is no timeout)."""
+        most = max(1, min(CHUNK_MAX_ITEMS, -(-len(queue) // (2 * self.n_workers))))
+        chunk: list[int] = []
+        cost = chars = 0.0
+        while queue:
+            i = queue[end]
+            size = len(self.solutions[i]) if isinstance(self.solutions[i], str) else 0
+            if chunk and (
+                len(chunk) >= most
+                or chars + size > CHUNK_MAX_CHARS
+                or cost + self.costs[i] > IN_PROCESS_FRACTION * self.timeout_s
+            ):
+                break
+            chunk.append(take())
+            cost += self.costs[i]
+            chars += size
+        return chunk
 
 
 class _progress:

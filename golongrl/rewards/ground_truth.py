@@ -9,6 +9,8 @@ summary: str}`` (spec §2.1).  Which field a task reads is given by
 from __future__ import annotations
 
 import json
+import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -89,10 +91,24 @@ def gold_items(ground_truth: Any, task: str, *, need_language: bool = False) -> 
     return Gold(items=tuple(raw), language=language)
 
 
+def _number_label(value: Any) -> Any:
+    """A numeric label (GoLongRL's math golds may be stored as numbers) as its decimal text;
+    anything else unchanged.  Booleans and non-finite floats are not numbers here."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return value
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    number = float(value)
+    if not math.isfinite(number):
+        return value
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
 def gold_label(ground_truth: Any, task: str) -> Gold:
-    """``golden_label`` as a string; a bare string ground truth is accepted as the label."""
-    gt = _unwrap(ground_truth)
-    label = gt if isinstance(gt, str) else _field(gt, "golden_label", task)
+    """``golden_label`` as a string; a bare string (or number) ground truth is accepted as the
+    label, and a numeric label is read as its decimal text (``42``, ``0.5``)."""
+    gt = _number_label(_unwrap(ground_truth))
+    label = gt if isinstance(gt, str) else _number_label(_field(gt, "golden_label", task))
     if not _require_str(label, "golden_label", task).strip():
         raise GroundTruthError(f"task {task!r}: ground_truth.golden_label is blank")
     return Gold(label=label)

@@ -17,6 +17,7 @@ REASON_FORMAT = "format"  # failed the think/length gate
 REASON_PARSE = "parse"  # no answer could be extracted (no letter, no parse, invalid JSON...)
 REASON_TIMEOUT = "timeout"
 REASON_ERROR = "error"  # the scorer itself failed (in faithful mode: where the reference raises)
+REASON_GOLD = "gold"  # the row's gold or labels cannot be scored against
 
 Result = tuple[float, str | None]
 

@@ -1,5 +1,5 @@
-"""``compute_score`` (verl's reward-function signature): resolve the task, parse its gold, and
-let the task score the response.
+"""Resolve the task, parse its gold, and let the task score the response (``compute_score``,
+verl's signature, wraps this with a time cap in :mod:`golongrl.rewards.batch`).
 
 ``faithful`` reproduces the GoLongRL reference scorer (spec §3) exactly, quirks included.
 ``hardened`` (the default) pays only for doing the task: every gold-independent answer earns at
@@ -15,30 +15,30 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from golongrl.rewards import text as T
 from golongrl.rewards.ground_truth import Gold
 from golongrl.rewards.options import (
     MODES,
     REASON_ERROR,
     REASON_FORMAT,
+    REASON_GOLD,
     REASON_PARSE,
     REASON_TIMEOUT,
     Result,
     ScoreOptions,
     make_options,
 )
-from golongrl.tasks import UnknownTaskError, get_task, resolve_task
+from golongrl.tasks import get_task, resolve_task
 
 __all__ = [
     "MODES",
     "REASON_ERROR",
     "REASON_FORMAT",
+    "REASON_GOLD",
     "REASON_PARSE",
     "REASON_TIMEOUT",
     "Prepared",
     "Result",
     "ScoreOptions",
-    "compute_score",
     "make_options",
     "prepare",
     "score_prepared",
@@ -88,42 +88,3 @@ def score_prepared(prepared: Prepared, solution: Any, mode: str, opts: ScoreOpti
     except Exception:  # noqa: BLE001 - untrusted text must never crash training; reason says so
         _log.debug("scorer failed on a %s response", prepared.task, exc_info=True)
         return 0.0, REASON_ERROR
-
-
-def compute_score(
-    data_source: str,
-    solution_str: str,
-    ground_truth: Any,
-    extra_info: Mapping[str, Any] | None = None,
-    *,
-    mode: str = "hardened",
-    **kwargs: Any,
-) -> float:
-    """Score one response in [0, 1]; the signature of verl's ``custom_reward_function``.
-
-    Args:
-        data_source, ground_truth, extra_info: a GoLongRL / golongrl dataset row's fields.
-        solution_str: the decoded response (untrusted; any string).
-        mode: ``"hardened"`` (default, for training) or ``"faithful"`` (reproduces GoLongRL).
-        **kwargs: :class:`ScoreOptions` fields; other names (verl passes its own) are ignored.
-
-    Raises:
-        GroundTruthError / UnknownTaskError: malformed gold or labels; never on model text.
-    """
-    opts = make_options(**kwargs)
-    try:
-        prepared = prepare(data_source, ground_truth, extra_info, mode)
-    except UnknownTaskError:
-        if mode == "faithful" and not _passes_faithful_gate(solution_str, opts):
-            return 0.0  # the reference gates before it dispatches on data_source
-        raise
-    return score_prepared(prepared, solution_str, mode, opts)[0]
-
-
-def _passes_faithful_gate(solution: Any, opts: ScoreOptions) -> bool:
-    if not isinstance(solution, str):
-        return False
-    require_think = True if opts.require_think is None else opts.require_think
-    if require_think and T.THINK_CLOSE not in solution:
-        return False
-    return solution.count(T.THINK_OPEN) <= 1 and solution.count(T.THINK_CLOSE) <= 1
