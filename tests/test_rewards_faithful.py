@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from golongrl.rewards import compute_score
+from golongrl.rewards.scoring import prepare
+from golongrl.tasks import UnknownTaskError
 from golongrl.rewards.lcs import recon_depth, union_lcs_words
 from golongrl.rewards.metrics import RougeRecursionError, ndcg_linear, rouge_l_summary_level
 
@@ -299,5 +301,7 @@ def test_unknown_data_source_is_gated_before_dispatch_like_the_reference() -> No
     assert compute_score("no_such_source", "no think", {"golden_label": "x"}, mode="faithful") == 0.0
     with pytest.raises(NotImplementedError):
         reference_score("no_such_source", "</think>x", {"golden_label": "x"}, {})
-    with pytest.raises(ValueError):  # UnknownTaskError: the reference raises too
-        compute_score("no_such_source", "</think>x", {"golden_label": "x"}, mode="faithful")
+    # Where the reference raises (and would stop a verl run), golongrl scores 0 and prepare names why.
+    assert compute_score("no_such_source", "</think>x", {"golden_label": "x"}, mode="faithful") == 0.0
+    with pytest.raises(UnknownTaskError):
+        prepare("no_such_source", {"golden_label": "x"}, None, "faithful")
