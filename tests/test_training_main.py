@@ -46,3 +46,27 @@ def test_main_quick_writes_a_complete_report(tmp_path: Path) -> None:
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0, again.output
     assert json.loads((run / "eval" / "before.json").read_text()) == before
+
+
+def test_readme_train_command_works_as_written(tmp_path: Path, monkeypatch) -> None:
+    # README: `golongrl train --config configs/tiny-test.yaml --output runs/tiny`; the preset names
+    # no data files, so the trainer builds the data its build_config describes into the run.
+    monkeypatch.chdir(REPO)
+    run = tmp_path / "tiny"
+    result = CliRunner().invoke(app, ["train", "--config", "configs/tiny-test.yaml", "--output", str(run),
+                                      "--set", "training.total_steps=1", "--set", "rollout.max_new_tokens=4"])
+    assert result.exit_code == 0, result.output
+    assert (run / "data" / "train.jsonl").is_file()
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1]
+
+
+def test_unknown_estimator_fails_at_config_load_naming_the_key(tmp_path: Path) -> None:
+    import pytest
+
+    from golongrl.training.config import ConfigError, load_config
+
+    bad = tmp_path / "typo.yaml"
+    bad.write_text((REPO / "configs" / "tiny-test.yaml").read_text().replace("name: tmn_reweight", "name: tmn_rewieght"))
+    with pytest.raises(ConfigError) as err:
+        load_config(bad)
+    assert "algorithm.estimator" in str(err.value) and "tmn_rewieght" in str(err.value) and "tmn_reweight" in str(err.value)

@@ -150,6 +150,15 @@ class EstimatorConfig(_Section):
     the estimator's default (1e-6), 0 = the reference."""
 
     @model_validator(mode="after")
+    def _known_name(self) -> EstimatorConfig:
+        # Checked here, at config load, so a typo fails before any model or data is loaded.
+        from golongrl.advantages import ESTIMATORS
+
+        if self.name not in ESTIMATORS:
+            raise ValueError(f"unknown estimator {self.name!r}; known: {', '.join(sorted(ESTIMATORS))}")
+        return self
+
+    @model_validator(mode="after")
     def _clamp_ordered(self) -> EstimatorConfig:
         if self.clamp is not None and not self.clamp[0] <= self.clamp[1]:
             raise ValueError(f"clamp low {self.clamp[0]} must not exceed high {self.clamp[1]}")

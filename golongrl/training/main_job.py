@@ -24,26 +24,10 @@ from typing import Any, Callable
 
 from golongrl.data.io import atomic_output
 from golongrl.inference.base import SamplingParams
-from golongrl.training.config import TrainConfig, deep_merge
+from golongrl.training.config import TrainConfig
 from golongrl.training.evaluate import EvalResult, evaluate_policy, select_rows
 from golongrl.training.report import plot_eval, plot_training, write_report
-from golongrl.training.trainer import Trainer, load_rows
-
-
-def build_main_dataset(cfg: TrainConfig, out_dir: Path, *, progress: bool) -> tuple[list[str], list[str]]:
-    """Build (or resume building) the dataset for the main job; returns (train, eval) files.
-
-    ``data.build_config`` names a ``golongrl data build`` YAML (``default``: the pipeline's own
-    defaults); ``data.build_overrides`` are merged on top and validated by the pipeline's config.
-    """
-    from golongrl.data.config import DataConfig, load_config
-    from golongrl.data.pipeline import build_dataset
-
-    base = load_config(None if cfg.data.build_config == "default" else cfg.data.build_config)
-    build_cfg = DataConfig.model_validate(deep_merge(base.model_dump(), cfg.data.build_overrides))
-    build_dataset(build_cfg, out_dir, progress=progress)
-    suffix = "jsonl" if "jsonl" in build_cfg.formats else "parquet"
-    return [str(out_dir / f"train.{suffix}")], [str(out_dir / f"eval.{suffix}")]
+from golongrl.training.trainer import Trainer, build_dataset_files, load_rows
 
 
 def eval_sampling(cfg: TrainConfig) -> SamplingParams:
@@ -89,7 +73,7 @@ def run_main_job(cfg: TrainConfig, run_dir: str | Path, *, log: Callable[[str], 
     t = time.perf_counter()
     if cfg.data.build_config is not None:
         log("[1/5] building the dataset from the default real-document corpus")
-        train_files, eval_files = build_main_dataset(cfg, run / "data", progress=cfg.logging.progress)
+        train_files, eval_files = build_dataset_files(cfg, run / "data", progress=cfg.logging.progress)
         cfg.data.train_files = cfg.data.train_files or train_files
         cfg.data.eval_files = cfg.data.eval_files or eval_files
     if not cfg.data.eval_files:
