@@ -70,3 +70,26 @@ def test_unknown_estimator_fails_at_config_load_naming_the_key(tmp_path: Path) -
     with pytest.raises(ConfigError) as err:
         load_config(bad)
     assert "algorithm.estimator" in str(err.value) and "tmn_rewieght" in str(err.value) and "tmn_reweight" in str(err.value)
+
+
+def test_difficulty_filter_keeps_prompts_the_policy_solves_sometimes(tmp_path: Path, monkeypatch) -> None:
+    import torch
+
+    from golongrl.inference.models import load_causal_lm, load_tokenizer
+    from golongrl.training.main_job import calibrate_training_rows
+    from training_fixtures import tiny_config, use_fake_reward
+
+    use_fake_reward(monkeypatch)  # graded scores in {0, .25, ..., 1} from the response text
+    cfg = tiny_config(write_dataset(tmp_path / "train.jsonl", per_task=3), data={"calibration_samples": 3})
+    tok, model = load_tokenizer("tiny:0"), load_causal_lm("tiny:0")
+    torch.manual_seed(0)
+    files = calibrate_training_rows(model, tok, cfg, tmp_path / "cal", log=lambda _: None)
+    summary = json.loads((tmp_path / "cal" / "calibration.json").read_text())
+    assert summary["prompts"] == 9 and sum(v["prompts"] for v in summary["per_task"].values()) == 9
+    assert sum(v["kept"] + v["never"] + v["always"] for v in summary["per_task"].values()) == 9
+    kept = [json.loads(line) for line in (tmp_path / "cal" / "calibrated-train.jsonl").read_text().splitlines()]
+    assert len(kept) == summary["kept"] >= 1
+    assert files == [str(tmp_path / "cal" / "calibrated-train.jsonl")]
+    # A rerun reuses the calibration instead of sampling again.
+    monkeypatch.setattr("golongrl.training.main_job.generate_rollouts", None)
+    assert calibrate_training_rows(model, tok, cfg, tmp_path / "cal", log=lambda _: None) == files

@@ -99,6 +99,10 @@ class DataConfig(_Section):
     """Use at most this many training rows (after dropping over-long prompts)."""
     max_eval_rows: int | None = Field(None, ge=1)
     """Use at most this many evaluation rows, taken round-robin over task types."""
+    calibration_samples: int = Field(0, ge=0)
+    """The main job's difficulty filter (GoLongRL's): sample this many responses per training
+    prompt with the base policy and train only on prompts whose mean reward lies strictly
+    between 0 and 1, so most groups carry signal whatever the rewards or data look like. 0: off."""
 
 
 # --------------------------------------------------------------------------------------------
