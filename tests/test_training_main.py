@@ -23,7 +23,7 @@ def test_main_quick_writes_a_complete_report(tmp_path: Path) -> None:
     args = ["main", "--config", str(REPO / "configs" / "tiny-test.yaml"), "--output", str(run), "--quick",
             "--set", "data.build_config=null", "--set", f"data.train_files=[{train}]",
             "--set", f"data.eval_files=[{held_out}]", "--set", "rollout.max_new_tokens=8",
-            "--set", "evaluation.max_new_tokens=8"]
+            "--set", "evaluation.max_new_tokens=8", "--set", "data.calibration_samples=2"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = (run / "report.md").read_text()
@@ -41,6 +41,11 @@ def test_main_quick_writes_a_complete_report(tmp_path: Path) -> None:
     assert set(before["per_task"]) == {"precise_retrieval", "comprehension", "numerical_reasoning"}
     assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
     assert (run / "final" / "config.json").is_file()
+    # The difficulty filter ran; a random model never scores, so it kept nothing and training
+    # fell back to every row (the report says so).
+    calibration = json.loads((run / "data" / "calibration.json").read_text())
+    assert calibration["prompts"] == 9 and calibration["samples"] == 2
+    assert "Difficulty filter:" in report
 
     # Rerunning resumes: nothing left to train, finished evaluations are reused.
     again = CliRunner().invoke(app, args)
