@@ -22,6 +22,9 @@ KL_TYPES: tuple[str, ...] = ("k1", "k2", "k3", "low_var_kl", "abs", "mse")
 # Log-ratios are clamped before exp so a stale or corrupted log-prob cannot overflow; e^20 is
 # far beyond any clip bound, so clamping never changes a clipped loss.
 _MAX_LOG_RATIO = 20.0
+# verl clamps the per-token k3 (low_var_kl) estimate to [-10, 10]: one token whose log-ratio is
+# far off (e^6 = 403 at -6) must not dominate the KL term.
+_MAX_K3 = 10.0
 
 
 def aggregate(
@@ -30,6 +33,7 @@ def aggregate(
     mode: str = "token-mean",
     *,
     denominator: float | None = None,
+    norm_length: int | None = None,
 ) -> torch.Tensor:
     """Reduce a per-token matrix [B, T] to a scalar.
 
@@ -37,7 +41,10 @@ def aggregate(
       GoLongRL's choice).
     * ``seq-mean-token-mean``: mean over responses of each response's token mean.
     * ``seq-mean-token-sum``: mean over responses of each response's token sum.
-    * ``seq-mean-token-sum-norm``: ``seq-mean-token-sum`` divided by T (Dr. GRPO's constant).
+    * ``seq-mean-token-sum-norm``: ``seq-mean-token-sum`` divided by the constant
+      ``norm_length`` (Dr. GRPO's; verl uses the maximum response length). It must not depend on
+      the batch: dividing by each micro-batch's longest response would weigh micro-batches
+      differently. Without ``norm_length`` the width T of ``values`` is used.
 
     Responses without real tokens are left out of the sequence means. ``denominator`` replaces
     the token count (token-mean) or the response count (seq-* modes), so that micro-batches of
@@ -60,7 +67,9 @@ def aggregate(
     count = present.sum().clamp_min(1.0) if denominator is None else denominator
     loss = (per_seq * present).sum() / count
     if mode == "seq-mean-token-sum-norm":
-        loss = loss / max(values.shape[-1], 1)
+        if norm_length is not None and not norm_length >= 1:
+            raise ValueError(f"norm_length must be >= 1, got {norm_length!r}")
+        loss = loss / (norm_length if norm_length is not None else max(values.shape[-1], 1))
     return loss
 
 
@@ -76,7 +85,7 @@ def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, kl_type: str 
     if kl_type in ("k2", "mse"):
         return 0.5 * log_ratio.square()
     # k3: E_pi[r - 1 - log r] with r = pi_ref / pi; non-negative and low variance.
-    return torch.expm1(-log_ratio) + log_ratio
+    return (torch.expm1(-log_ratio) + log_ratio).clamp(-_MAX_K3, _MAX_K3)
 
 
 def truncated_is_weights(
@@ -136,6 +145,7 @@ def policy_loss(
     entropy: torch.Tensor | None = None,
     entropy_coef: float = 0.0,
     agg_denominator: float | None = None,
+    norm_length: int | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Clipped PPO surrogate with GoLongRL's options; returns ``(loss, diagnostics)``.
 
@@ -146,7 +156,8 @@ def policy_loss(
     * for ``A < 0``: ``l = min(l, -A c)`` (dual clip, ``c = dual_clip_c`` > 1): a token whose ratio
       exploded can cost at most ``c |A|``; ``None`` disables it;
     * times the truncated IS weight when ``rollout_logprobs`` and ``tis_bounds`` are given
-      (see :func:`truncated_is_weights`);
+      (see :func:`truncated_is_weights`); responses vetoed there leave the loss entirely (as in
+      verl, they are removed from the mask, so from every term and from every denominator);
     * aggregated with ``agg`` (see :func:`aggregate`), plus ``kl_coef * agg(KL(pi||ref))`` and
       minus ``entropy_coef * agg(entropy)`` (``entropy``: per-token entropies [B, T]).
 
@@ -154,7 +165,10 @@ def policy_loss(
     (A > 0 tokens held at 1 + clip_high), ``actor/pg_clipfrac_low`` (A < 0 tokens held at
     1 - clip_low), ``actor/pg_clipfrac_dual`` (A < 0 tokens capped by c), ``actor/pg_clipfrac``
     (high + low), ``actor/ppo_kl`` (mean of old - new log-prob), ``actor/ratio_mean``,
-    ``actor/ratio_max``, and ``actor/kl_loss``, ``actor/entropy``, ``actor/tis_*`` when used.
+    ``actor/ratio_max``, and ``actor/kl_loss``, ``actor/entropy``, ``actor/tis_*`` when used;
+    ``actor/agg_count`` is what the aggregation divides by without ``agg_denominator``: real,
+    not vetoed tokens (token-mean) or responses (sequence modes). ``norm_length`` is the constant
+    of ``seq-mean-token-sum-norm`` (see :func:`aggregate`).
     """
     if logprobs.dim() != 2:
         raise ValueError(f"logprobs must be [B, T], got shape {tuple(logprobs.shape)}")
@@ -208,8 +222,12 @@ def policy_loss(
         weights, tis_metrics = truncated_is_weights(old, rollout_logprobs, real, tis_bounds, tis_veto)
         loss_mat = loss_mat * weights
         metrics.update(tis_metrics)
-
-    loss = aggregate(loss_mat, real, agg, denominator=agg_denominator)
+        kept = real & (weights > 0)  # weights are clamped to >= low > 0 except where vetoed
+    else:
+        kept = real
+    agg_kw = {"denominator": agg_denominator, "norm_length": norm_length}
+    loss = aggregate(loss_mat, kept, agg, **agg_kw)
+    metrics["actor/agg_count"] = float(kept.sum() if agg == "token-mean" else kept.any(dim=-1).sum())
     count = real.sum().clamp_min(1)
     high = (adv > 0) & (ratio > 1.0 + clip_high) & real
     low = negative & (ratio < 1.0 - clip_low) & real
@@ -225,12 +243,12 @@ def policy_loss(
     })
     if ref_logprobs is not None:
         kl = kl_penalty(logprobs, torch.where(real, ref_logprobs.detach(), zeros), kl_type)
-        kl_value = aggregate(kl, real, agg, denominator=agg_denominator)
+        kl_value = aggregate(kl, kept, agg, **agg_kw)
         metrics["actor/kl_loss"] = float(kl_value.detach())
         if kl_coef:
             loss = loss + kl_coef * kl_value
     if entropy is not None:
-        entropy_value = aggregate(torch.where(real, entropy, zeros), real, agg, denominator=agg_denominator)
+        entropy_value = aggregate(torch.where(real, entropy, zeros), kept, agg, **agg_kw)
         metrics["actor/entropy"] = float(entropy_value.detach())
         if entropy_coef:
             loss = loss - entropy_coef * entropy_value

@@ -164,11 +164,12 @@ def test_resumed_sampled_evaluation_is_identical(tmp_path: Path) -> None:
 
 
 def test_per_sample_sampler_draws_from_the_tempered_nucleus() -> None:
-    from golongrl.inference.transformers_backend import PerSampleGumbel
+    from golongrl.inference.transformers_backend import sampling_logprobs, seeded_draw
 
     logits = torch.tensor([2.0, 1.0, 0.0, -3.0])
     rows = 4000
-    picks = PerSampleGumbel(range(rows), temperature=2.0, top_p=0.9)(None, logits.expand(rows, 4)).argmax(-1)
+    generators = [torch.Generator().manual_seed(seed) for seed in range(rows)]
+    picks = seeded_draw(sampling_logprobs(logits.expand(rows, 4), temperature=2.0, top_p=0.9), generators)
     freq = torch.bincount(picks, minlength=4).double() / rows
     probs = (logits / 2.0).softmax(-1).double()
     # Tempered probabilities 0.49, 0.29, 0.18, 0.04: only the first three together reach 0.9,

@@ -176,3 +176,33 @@ def test_bad_arguments_are_named(kwargs, needle):
     with pytest.raises(ValueError, match=needle):
         policy_loss(call.pop("logprobs"), call.pop("old_logprobs"), call.pop("advantages"), call.pop("response_mask"),
                     **call)
+
+
+def test_seq_mean_token_sum_norm_divides_by_a_constant_length():
+    # Two micro-batches of different widths: with a constant normaliser they sum to the whole.
+    values = torch.tensor([[1.0, 2.0, 3.0, 4.0], [5.0, 0.0, 0.0, 0.0]])
+    mask = torch.tensor([[1, 1, 1, 1], [1, 0, 0, 0]])
+    whole = aggregate(values, mask, "seq-mean-token-sum-norm", norm_length=16)
+    assert whole.item() == pytest.approx((10 + 5) / 2 / 16)
+    parts = (aggregate(values[:1], mask[:1], "seq-mean-token-sum-norm", denominator=2, norm_length=16)
+             + aggregate(values[1:, :1], mask[1:, :1], "seq-mean-token-sum-norm", denominator=2, norm_length=16))
+    assert parts.item() == pytest.approx(whole.item())
+
+
+def test_vetoed_responses_leave_the_token_mean_denominator():
+    # Response 1 has a token whose IS ratio is below the veto: it is removed from the mask (verl),
+    # so the token mean is response 0's alone, not diluted by response 1's tokens.
+    zeros = torch.zeros(2, 2)
+    rollout = torch.tensor([[0.0, 0.0], [0.0, math.log(1e6)]])
+    loss, metrics = policy_loss(zeros, zeros, torch.tensor([1.0, 1.0]), torch.ones(2, 2), rollout_logprobs=rollout,
+                                tis_bounds=(0.5, 5.0), tis_veto=1e-4)
+    assert loss.item() == pytest.approx(-1.0)
+    assert metrics["actor/agg_count"] == 2.0 and metrics["actor/tis_veto_fraction"] == 0.5
+
+
+def test_k3_kl_is_clamped_like_verl():
+    logp = torch.tensor([[-7.0, -1.0]])
+    ref = torch.tensor([[-1.0, -1.2]])
+    kl = kl_penalty(logp, ref, "k3")
+    assert kl[0, 0].item() == 10.0  # e^6 - 1 - 6 = 396 unclamped
+    assert kl[0, 1].item() == pytest.approx(math.exp(-0.2) - 1 + 0.2)

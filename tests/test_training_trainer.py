@@ -90,18 +90,59 @@ def test_advantages_reaching_the_loss_are_golongrl_advantages_per_task(
     assert not torch.allclose(pooled.to(got.dtype), got)
 
 
+def _capture_gradients(trainer: Trainer) -> list[torch.Tensor]:
+    """Replace the optimizer step with a recorder of the (clipped) accumulated gradient."""
+    seen: list[torch.Tensor] = []
+    params = [p for p in trainer.model.parameters() if p.requires_grad]
+
+    def record(*_args, **_kwargs) -> None:
+        seen.append(torch.cat([p.grad.detach().flatten() for p in params if p.grad is not None]))
+
+    trainer.optimizer.step = record  # type: ignore[method-assign]
+    return seen
+
+
+@pytest.mark.parametrize("loss_agg", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"])
 def test_gradient_accumulation_matches_one_big_micro_batch(
-        train_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        loss_agg: str, train_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The claim is about gradients, so gradients are compared, relative to their norm: Adam
+    # would amplify float32 summation-order noise wherever |g| is near its eps.
     use_fake_reward(monkeypatch)
-    cfg = tiny_config(train_file)
+    cfg = tiny_config(train_file, algorithm={"loss_agg": loss_agg})
     whole, accumulated = Trainer(cfg, tmp_path / "a"), Trainer(cfg.model_copy(deep=True), tmp_path / "b")
     batch = whole.collect()
     whole.cfg.batch.micro_batch_size = len(batch.rollouts)
     accumulated.cfg.batch.micro_batch_size = 1
+    grads_whole, grads_accumulated = _capture_gradients(whole), _capture_gradients(accumulated)
     whole.update(batch)
     accumulated.update(batch)
-    for a, b in zip(whole.model.parameters(), accumulated.model.parameters()):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert len(grads_whole) == len(grads_accumulated) >= 1
+    for a, b in zip(grads_whole, grads_accumulated):
+        assert a.norm() > 0
+        assert float((a - b).norm() / a.norm()) < 1e-4
+
+
+def test_a_non_finite_loss_skips_the_update_and_is_logged(
+        train_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_fake_reward(monkeypatch)
+    real_loss = trainer_mod.policy_loss
+
+    def poisoned_loss(*args, **kw):
+        loss, metrics = real_loss(*args, **kw)
+        return loss * float("nan"), metrics
+
+    monkeypatch.setattr(trainer_mod, "policy_loss", poisoned_loss)
+    t = Trainer(tiny_config(train_file), tmp_path / "run")
+    before = [p.detach().clone() for p in t.model.parameters()]
+    batch = t.collect()
+    assert len(batch.rollouts) > 0
+    metrics = t.update(batch)
+    assert metrics["actor/skipped_nonfinite"] == 1.0 and metrics["actor/updated"] == 0.0
+    assert all(torch.equal(a, b) for a, b in zip(before, t.model.parameters()))
+    monkeypatch.setattr(trainer_mod, "policy_loss", real_loss)
+    metrics = t.update(batch)  # the optimizer state was not poisoned: the next update is finite
+    assert metrics["actor/skipped_nonfinite"] == 0.0
+    assert all(torch.isfinite(p).all() for p in t.model.parameters())
 
 
 def test_shared_prompt_forward_equals_the_per_sequence_forward() -> None:
@@ -114,8 +155,7 @@ def test_shared_prompt_forward_equals_the_per_sequence_forward() -> None:
     prompts = [trainer_mod.Prompt(i, {}, trainer_mod.encode_prompt(tok, [{"role": "user", "content": "ship " * (5 * i + 1)}], None),
                                   "t", "t") for i in range(3)]
     torch.manual_seed(0)
-    ro = trainer_mod.generate_rollouts(model, tok, prompts, RolloutConfig(n=3, max_new_tokens=6), micro_batch=6,
-                                       device=torch.device("cpu"))
+    ro = trainer_mod.generate_rollouts(model, tok, prompts, RolloutConfig(n=3, max_new_tokens=6), micro_batch=6)
     assert ro.group_ids == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     model.train()
     batch = trainer_mod.pack([p.input_ids for p in ro.prompts], ro.response_ids, tok.pad_token_id)
@@ -126,8 +166,9 @@ def test_shared_prompt_forward_equals_the_per_sequence_forward() -> None:
     torch.testing.assert_close(trainer_mod.padded(ro.rollout_logprobs, mask.shape[1]) * mask, full.detach() * mask,
                                atol=1e-5, rtol=1e-5)
     params = [p for p in model.parameters() if p.requires_grad]
-    for a, b in zip(torch.autograd.grad((full * mask).sum(), params), torch.autograd.grad((shared * mask).sum(), params)):
-        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    grad_full = torch.cat([g.flatten() for g in torch.autograd.grad((full * mask).sum(), params)])
+    grad_shared = torch.cat([g.flatten() for g in torch.autograd.grad((shared * mask).sum(), params)])
+    assert float((grad_full - grad_shared).norm() / grad_full.norm()) < 1e-4
 
 
 @pytest.mark.parametrize("model_cfg", [{"lora": {"enabled": True, "r": 4}}, {"freeze_lower_layers": 1}],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import defaultdict
+from dataclasses import dataclass
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -49,6 +50,120 @@ def eos_token_ids(model: Any, tokenizer: Any) -> list[int]:
     return ids
 
 
+def sampling_logprobs(logits: Any, temperature: float, top_p: float = 1.0, top_k: int = 0) -> Any:
+    """Log-probabilities [B, V] of the distribution a token is drawn from, given raw logits [B, V].
+
+    ``temperature`` scales the logits; ``top_k`` > 0 keeps the k largest; ``top_p`` < 1 keeps
+    the smallest set of most likely tokens whose probability reaches ``top_p`` (always at least
+    one). The kept tokens are renormalised, the rest get ``-inf``: this *is* the sampled
+    distribution, so a log-prob read from it is exactly the sampler's. Nothing else (no
+    ``min_p``, repetition penalty or n-gram ban from a model's ``generation_config``) shapes it.
+    """
+    import torch
+
+    logits = logits.float() / temperature
+    if top_k > 0 and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        # A token is dropped when the tokens before it already reach top_p.
+        before = probs.cumsum(-1) - probs
+        drop_sorted = before >= top_p
+        drop_sorted[..., 0] = False
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return torch.log_softmax(logits, dim=-1)
+
+
+@dataclass
+class SampledResponses:
+    """Responses of :func:`sample_responses`: ``n`` adjacent rows per prompt."""
+
+    tokens: list[list[int]]
+    """Response token ids, ending with the first EOS token when one was sampled."""
+    logprobs: list[Any]
+    """Per response, a float32 tensor [len(tokens)] of each sampled token's log-prob."""
+    truncated: list[bool]
+    """True when the response hit ``max_new_tokens`` without an EOS token."""
+
+
+def sample_responses(model: Any, prompt_ids: Sequence[Sequence[int]], *, n: int, max_new_tokens: int,
+                     eos_ids: Sequence[int], pad_id: int, temperature: float, top_p: float = 1.0,
+                     top_k: int = 0, seeds: Sequence[int] | None = None) -> SampledResponses:
+    """``n`` responses per prompt from ``model``, with the log-prob of every sampled token.
+
+    A KV-cached decode loop of plain forwards, written out instead of ``model.generate`` so that
+    the distribution sampled from is exactly :func:`sampling_logprobs` (the model's
+    ``generation_config`` plays no part) and only one log-prob per token is kept, never the
+    [B, T, V] logits. Each prompt is prefilled once, with the LM head on its last position only,
+    and its cache repeated for its ``n`` responses. ``temperature == 0`` is greedy (log-probs of
+    the untempered distribution). Draws from torch's global RNG (seed it to reproduce), or, with
+    ``seeds`` (one per response, prompt-major), each response from its own generator.
+    """
+    import torch
+
+    if not prompt_ids or any(len(p) == 0 for p in prompt_ids):
+        raise ValueError("sample_responses needs at least one prompt and no empty prompt")
+    if seeds is not None and len(seeds) != len(prompt_ids) * n:
+        raise ValueError(f"sample_responses needs one seed per response ({len(prompt_ids) * n}), got {len(seeds)}")
+    generators = None if seeds is None else [torch.Generator().manual_seed(int(x)) for x in seeds]
+    device = next(model.parameters()).device
+    width = max(len(p) for p in prompt_ids)
+    ids = torch.full((len(prompt_ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
+    for i, p in enumerate(prompt_ids):
+        ids[i, width - len(p):] = torch.tensor(list(p), dtype=torch.long)
+        mask[i, width - len(p):] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    eos = torch.tensor(list(eos_ids), dtype=torch.long, device=device)
+    tokens, logprobs = [], []
+    with torch.inference_mode():
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+        cache = out.past_key_values
+        if n > 1:
+            cache.batch_repeat_interleave(n)
+        logits = out.logits[:, -1].repeat_interleave(n, 0)
+        mask = mask.repeat_interleave(n, 0)
+        next_position = mask.sum(-1, keepdim=True)
+        done = torch.zeros(mask.shape[0], dtype=torch.bool, device=device)
+        for step in range(max_new_tokens):
+            if temperature > 0:
+                logp = sampling_logprobs(logits, temperature, top_p, top_k)
+                if generators is not None:
+                    token = seeded_draw(logp, generators)
+                else:
+                    token = torch.multinomial(logp.exp(), 1).squeeze(-1)
+            else:
+                logp = torch.log_softmax(logits.float(), dim=-1)
+                token = logp.argmax(-1)
+            logprobs.append(logp.gather(-1, token.unsqueeze(-1)).squeeze(-1))
+            token = torch.where(done, torch.full_like(token, pad_id), token)
+            tokens.append(token)
+            done = done | torch.isin(token, eos)
+            if bool(done.all()) or step == max_new_tokens - 1:
+                break
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            out = model(input_ids=token.unsqueeze(-1), attention_mask=mask, position_ids=next_position,
+                        past_key_values=cache, use_cache=True)
+            next_position = next_position + 1
+            logits = out.logits[:, -1]
+    all_tokens = torch.stack(tokens, dim=1).cpu() if tokens else torch.zeros((mask.shape[0], 0), dtype=torch.long)
+    all_logprobs = torch.stack(logprobs, dim=1).float().cpu() if logprobs else torch.zeros(all_tokens.shape)
+    eos_set = set(int(e) for e in eos_ids)
+    result = SampledResponses([], [], [])
+    for row in range(all_tokens.shape[0]):
+        seq = all_tokens[row].tolist()
+        end = next((t + 1 for t, tok in enumerate(seq) if tok in eos_set), None)
+        length = end if end is not None else len(seq)
+        result.tokens.append(seq[:length])
+        result.logprobs.append(all_logprobs[row, :length].clone())
+        result.truncated.append(end is None)
+    return result
+
+
 def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     """Text before the earliest stop string (OpenAI semantics: the stop string is excluded)."""
     positions = [p for s in stop if s and (p := text.find(s)) >= 0]
@@ -63,34 +178,16 @@ def sample_seed(seed: int, prompt: str, k: int) -> int:
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
-class PerSampleGumbel:
-    """A logits processor that turns greedy decoding into seeded sampling, one generator per row.
+def seeded_draw(logp: Any, generators: Sequence[Any]) -> Any:
+    """One token per row from log-probabilities ``logp`` [B, V], row ``r`` drawing its noise
+    from ``generators[r]`` alone (the Gumbel-max trick: the argmax of ``logp`` plus Gumbel noise
+    is an exact draw from ``exp(logp)``). A row's draws therefore do not depend on which other
+    rows share its batch, which is what makes a resumed sampled evaluation identical."""
+    import torch
 
-    Scores are divided by the temperature, cut to the top-p nucleus, and perturbed with Gumbel
-    noise drawn from the row's own generator; the greedy argmax of the result is an exact draw
-    from the tempered nucleus distribution (the Gumbel-max trick). Row ``r`` uses the ``t``-th
-    draw of its generator at step ``t`` whatever the other rows do.
-    """
-
-    def __init__(self, seeds: Sequence[int], temperature: float, top_p: float) -> None:
-        import torch
-
-        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
-        self.temperature, self.top_p = temperature, top_p
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import torch
-
-        scores = scores.float() / self.temperature
-        if self.top_p < 1.0:
-            ordered, order = torch.sort(scores, descending=True, dim=-1)
-            mass = ordered.softmax(dim=-1).cumsum(dim=-1)
-            outside = mass - ordered.softmax(dim=-1) >= self.top_p  # keep the token that crosses top_p
-            scores = scores.masked_fill(outside.scatter(-1, order, outside), float("-inf"))
-        uniform = torch.stack([torch.rand(scores.shape[-1], generator=g) for g in self.generators])
-        exponential = (-torch.log(uniform.clamp_min(1e-20))).clamp_min(1e-20)
-        gumbel = -torch.log(exponential)
-        return scores + gumbel.to(scores.device)
+    uniform = torch.stack([torch.rand(logp.shape[-1], generator=g) for g in generators])
+    gumbel = -torch.log((-torch.log(uniform.clamp_min(1e-20))).clamp_min(1e-20))
+    return (logp + gumbel.to(logp.device)).argmax(-1)
 
 
 class TransformersBackend:
@@ -99,7 +196,7 @@ class TransformersBackend:
     Requests sharing sampling parameters are batched (``batch_size`` prompts per forward, longest
     first so padding stays small) and left-padded. With ``sampling.seed`` set, every sample draws
     its noise from its own generator, seeded by the seed, the prompt and the sample's number
-    (:class:`PerSampleGumbel`): a prompt's samples do not depend on which other prompts share its
+    (:func:`seeded_draw`): a prompt's samples do not depend on which other prompts share its
     batch, so an evaluation resumed from the cache samples exactly what the full run would have.
     ``rope_scaling`` (e.g. ``yarn_rope_scaling(4.0, 262144)``) extends the context window the way
     the reference's vLLM runs do.
@@ -205,48 +302,27 @@ class TransformersBackend:
         import torch
 
         tok = self.tokenizer
-        enc = tok(
-            texts,
-            add_special_tokens=False,  # the chat template already placed every special token
-            padding=True,
-            padding_side="left",
-            return_tensors="pt",
-        ).to(self.device)
-        prompt_counts = enc["attention_mask"].sum(dim=1).tolist()
+        # add_special_tokens=False: the chat template already placed every special token.
+        prompt_ids = [tok(text, add_special_tokens=False, verbose=False)["input_ids"] for text in texts]
         eos_ids = eos_token_ids(self.model, tok)
         pad_id = tok.pad_token_id if tok.pad_token_id is not None else eos_ids[0]
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": sampling.max_new_tokens,
-            "num_return_sequences": sampling.n,
-            "pad_token_id": pad_id,
-            "eos_token_id": eos_ids,
-        }
-        if sampling.temperature > 0 and sampling.seed is not None:
-            # Seeded sampling per sample (see PerSampleGumbel): the rows are repeated n times here
-            # so each sample is its own row with its own generator.
-            enc = {key: value.repeat_interleave(sampling.n, dim=0) for key, value in enc.items()}
+        seeds = None
+        if sampling.seed is not None:
             seeds = [sample_seed(sampling.seed, text, k) for text in texts for k in range(sampling.n)]
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None, num_return_sequences=1,
-                          logits_processor=[PerSampleGumbel(seeds, sampling.temperature, sampling.top_p)])
-        elif sampling.temperature > 0:
-            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if sampling.stop:
-            kwargs.update(stop_strings=list(sampling.stop), tokenizer=tok)
-        with torch.inference_mode():
-            output = self.model.generate(**enc, **kwargs)
-        prompt_len = enc["input_ids"].shape[1]
-        new_tokens = output[:, prompt_len:].tolist()
+        # The trainer's sampler: same distribution, same stopping, whichever caller evaluates.
+        sampled = sample_responses(self.model, prompt_ids, n=sampling.n, max_new_tokens=sampling.max_new_tokens,
+                                   eos_ids=eos_ids, pad_id=pad_id, temperature=sampling.temperature,
+                                   top_p=sampling.top_p, seeds=seeds)
+        prompt_counts = [len(p) for p in prompt_ids]
+        eos_set = set(eos_ids)
+        new_tokens = [ids[:-1] if ids and ids[-1] in eos_set else ids for ids in sampled.tokens]
         generations = []
         for row in range(len(texts)):
             gen = Generation(texts=[], prompt_tokens=int(prompt_counts[row]))
             for k in range(sampling.n):
-                ids = new_tokens[row * sampling.n + k]
-                ended = next((j for j, t in enumerate(ids) if t in eos_ids), None)
-                kept = ids if ended is None else ids[:ended]
+                kept = new_tokens[row * sampling.n + k]
                 text, stopped = cut_at_stop(tok.decode(kept, skip_special_tokens=True), sampling.stop)
-                hit_limit = ended is None and not stopped and len(ids) >= sampling.max_new_tokens
+                hit_limit = sampled.truncated[row * sampling.n + k] and not stopped
                 gen.texts.append(text)
                 gen.finish_reasons.append("length" if hit_limit else "stop")
                 gen.completion_tokens.append(len(kept))

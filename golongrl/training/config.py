@@ -108,6 +108,10 @@ class DataConfig(_Section):
     """Use at most this many training rows (after dropping over-long prompts)."""
     max_eval_rows: Int | None = Field(None, ge=1)
     """Use at most this many evaluation rows, taken round-robin over task types."""
+    calibration_samples: int = Field(0, ge=0)
+    """The main job's difficulty filter (GoLongRL's): sample this many responses per training
+    prompt with the base policy and train only on prompts whose mean reward lies strictly
+    between 0 and 1, so most groups carry signal whatever the rewards or data look like. 0: off."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,6 +161,15 @@ class EstimatorConfig(_Section):
     zero_tol: Float | None = Field(None, ge=0)
     """Groups whose rewards span at most this count as constant (advantage exactly 0); None =
     the estimator's default (1e-6), 0 = the reference."""
+
+    @model_validator(mode="after")
+    def _known_name(self) -> EstimatorConfig:
+        # Checked here, at config load, so a typo fails before any model or data is loaded.
+        from golongrl.advantages import ESTIMATORS
+
+        if self.name not in ESTIMATORS:
+            raise ValueError(f"unknown estimator {self.name!r}; known: {', '.join(sorted(ESTIMATORS))}")
+        return self
 
     @model_validator(mode="after")
     def _clamp_ordered(self) -> EstimatorConfig:

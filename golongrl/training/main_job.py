@@ -24,26 +24,48 @@ from typing import Any, Callable
 
 from golongrl.data.io import atomic_output
 from golongrl.inference.base import SamplingParams
-from golongrl.training.config import TrainConfig, deep_merge
+from golongrl.training.config import TrainConfig
 from golongrl.training.evaluate import EvalResult, evaluate_policy, select_rows
 from golongrl.training.report import plot_eval, plot_training, write_report
-from golongrl.training.trainer import Trainer, load_rows
+from golongrl.training.trainer import (Trainer, build_dataset_files, generate_rollouts, load_prompts, load_rows,
+                                      score_rollouts)
 
 
-def build_main_dataset(cfg: TrainConfig, out_dir: Path, *, progress: bool) -> tuple[list[str], list[str]]:
-    """Build (or resume building) the dataset for the main job; returns (train, eval) files.
+def calibrate_training_rows(model: Any, tokenizer: Any, cfg: TrainConfig, out_dir: Path,
+                            *, log: Callable[[str], None]) -> list[str]:
+    """The difficulty filter: keep the training rows the base policy solves sometimes.
 
-    ``data.build_config`` names a ``golongrl data build`` YAML (``default``: the pipeline's own
-    defaults); ``data.build_overrides`` are merged on top and validated by the pipeline's config.
+    Samples ``data.calibration_samples`` responses per training prompt with the rollout
+    sampler, scores them with the training reward, and writes the rows whose mean reward is
+    strictly between 0 and 1 to ``calibrated-train.jsonl`` (reused on rerun) with per-task
+    counts in ``calibration.json``. Returns the files to train on (the originals if none passes).
     """
-    from golongrl.data.config import DataConfig, load_config
-    from golongrl.data.pipeline import build_dataset
+    from golongrl.data.io import write_records
 
-    base = load_config(None if cfg.data.build_config == "default" else cfg.data.build_config)
-    build_cfg = DataConfig.model_validate(deep_merge(base.model_dump(), cfg.data.build_overrides))
-    build_dataset(build_cfg, out_dir, progress=progress)
-    suffix = "jsonl" if "jsonl" in build_cfg.formats else "parquet"
-    return [str(out_dir / f"train.{suffix}")], [str(out_dir / f"eval.{suffix}")]
+    target, summary = out_dir / "calibrated-train.jsonl", out_dir / "calibration.json"
+    if target.is_file() and summary.is_file():
+        return [str(target)] if json.loads(summary.read_text())["kept"] else list(cfg.data.train_files)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prompts, _ = load_prompts(cfg.data.train_files, tokenizer, cfg)
+    rollout = cfg.rollout.model_copy(update={"n": cfg.data.calibration_samples})
+    ro = generate_rollouts(model, tokenizer, prompts, rollout, micro_batch=cfg.batch.generation_micro_batch)
+    score_rollouts(ro, cfg)
+    k = cfg.data.calibration_samples
+    per_task: dict[str, dict[str, int]] = {}
+    kept_rows = []
+    for g, prompt in enumerate(prompts):
+        mean = sum(ro.scores[g * k:(g + 1) * k]) / k
+        bucket = per_task.setdefault(prompt.task, {"prompts": 0, "never": 0, "always": 0, "kept": 0})
+        bucket["prompts"] += 1
+        key = "never" if mean <= 0 else "always" if mean >= 1 else "kept"
+        bucket[key] += 1
+        if key == "kept":
+            kept_rows.append(prompt.record)
+    write_records(target, kept_rows)
+    with atomic_output(summary, "w") as handle:
+        json.dump({"samples": k, "kept": len(kept_rows), "prompts": len(prompts), "per_task": per_task}, handle, indent=2)
+    log(f"      calibration kept {len(kept_rows)} of {len(prompts)} training prompts (0 < pass rate < 1 over {k})")
+    return [str(target)] if kept_rows else list(cfg.data.train_files)
 
 
 def eval_sampling(cfg: TrainConfig) -> SamplingParams:
@@ -89,7 +111,7 @@ def run_main_job(cfg: TrainConfig, run_dir: str | Path, *, log: Callable[[str], 
     t = time.perf_counter()
     if cfg.data.build_config is not None:
         log("[1/5] building the dataset from the default real-document corpus")
-        train_files, eval_files = build_main_dataset(cfg, run / "data", progress=cfg.logging.progress)
+        train_files, eval_files = build_dataset_files(cfg, run / "data", progress=cfg.logging.progress)
         cfg.data.train_files = cfg.data.train_files or train_files
         cfg.data.eval_files = cfg.data.eval_files or eval_files
     if not cfg.data.eval_files:
@@ -108,6 +130,12 @@ def run_main_job(cfg: TrainConfig, run_dir: str | Path, *, log: Callable[[str], 
     log(f"[3/5] evaluating the base policy on {len(eval_rows)} held-out prompts")
     before = run_evaluation(model, tokenizer, eval_rows, cfg, run / "eval", "before", progress=cfg.logging.progress)
     timings["eval_before_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    if cfg.data.calibration_samples:
+        log(f"      calibrating the training prompts with {cfg.data.calibration_samples} samples each")
+        cfg.data.train_files = calibrate_training_rows(model, tokenizer, cfg, run / "data", log=log)
+    timings["calibrate_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     log("[4/5] training with " + cfg.algorithm.estimator.name)
@@ -132,5 +160,12 @@ def run_main_job(cfg: TrainConfig, run_dir: str | Path, *, log: Callable[[str], 
               f"{trainer.step} training steps, {len(trainer.prompts)} training prompts "
               f"({sum(trainer.dropped.values())} dropped as longer than {cfg.rollout.max_prompt_tokens} tokens), "
               f"{sum(after.counts.values())} held-out prompts, wall time {timings['total_s'] / 60:.1f} min."]
+    calibration = run / "data" / "calibration.json"
+    if cfg.data.calibration_samples and calibration.is_file():
+        cal = json.loads(calibration.read_text())
+        header.append(f"Difficulty filter: {cal['kept']} of {cal['prompts']} training prompts kept (base-policy mean "
+                      f"reward strictly between 0 and 1 over {cal['samples']} samples); per task: "
+                      + ", ".join(f"{t} {v['kept']}/{v['prompts']} (never {v['never']}, always {v['always']})"
+                                  for t, v in sorted(cal["per_task"].items())) + ".")
     return write_report(run, cfg_dict=cfg.to_dict(), before=before, after=after, history=history,
                         timings=timings, plots=plots, header=header)

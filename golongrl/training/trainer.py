@@ -37,13 +37,13 @@ import yaml
 from golongrl.advantages import BackfillController, compute_advantages, task_metrics
 from golongrl.data.io import atomic_output, default_dir_mode, read_valid_records, remove_orphans
 from golongrl.data.schema import record_task
-from golongrl.inference.transformers_backend import encode_prompt, eos_token_ids
+from golongrl.inference.transformers_backend import encode_prompt, eos_token_ids, sample_responses
 from golongrl.losses import policy_loss
 from golongrl.rewards import ScoreRequest, score_batch
 from golongrl.tasks import reference_task_key
 from golongrl.training.checkpoint import (TrainingState, capture_rng, check_resume_config, latest_checkpoint,
                                           load_checkpoint, restore_rng, save_checkpoint)
-from golongrl.training.config import RolloutConfig, TrainConfig, resume_settings
+from golongrl.training.config import RolloutConfig, TrainConfig, deep_merge, resume_settings
 from golongrl.training.tracking import MetricsLogger
 
 # ============================================================================================
@@ -124,6 +124,23 @@ def load_prompts(files: Sequence[str], tokenizer: Any, cfg: TrainConfig) -> tupl
     return prompts, dict(dropped)
 
 
+def build_dataset_files(cfg: TrainConfig, out_dir: Path, *, progress: bool) -> tuple[list[str], list[str]]:
+    """Build (or resume building) the dataset ``data.build_config`` describes in ``out_dir``;
+    returns its (train, eval) files.
+
+    ``data.build_config`` names a ``golongrl data build`` YAML (``default``: the pipeline's own
+    defaults); ``data.build_overrides`` are merged on top and validated by the pipeline's config.
+    """
+    from golongrl.data.config import DataConfig, load_config
+    from golongrl.data.pipeline import build_dataset
+
+    base = load_config(None if cfg.data.build_config == "default" else cfg.data.build_config)
+    build_cfg = DataConfig.model_validate(deep_merge(base.model_dump(), cfg.data.build_overrides))
+    build_dataset(build_cfg, out_dir, progress=progress)
+    suffix = "jsonl" if "jsonl" in build_cfg.formats else "parquet"
+    return [str(out_dir / f"train.{suffix}")], [str(out_dir / f"eval.{suffix}")]
+
+
 class PromptStream:
     """Endless epoch-by-epoch shuffled stream of prompts; its position is part of a checkpoint.
 
@@ -202,16 +219,16 @@ def left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, 
 
 @torch.no_grad()
 def generate_rollouts(model: torch.nn.Module, tokenizer: Any, prompts: Sequence[Prompt], cfg: RolloutConfig,
-                      *, micro_batch: int, device: torch.device, first_group: int = 0) -> Rollouts:
+                      *, micro_batch: int, first_group: int = 0) -> Rollouts:
     """``cfg.n`` sampled responses per prompt, with the log-prob of each sampled token.
 
-    Each prompt is prefilled once and its KV cache repeated for its ``n`` rollouts (a group's
-    rollouts share the whole prompt), so a long context costs one prefill per group instead of
-    ``n``; ``micro_batch`` counts sequences (whole groups per chunk). Log-probs are taken from
-    the raw logits at temperature ``cfg.temperature`` (the policy the loss optimises), not from
-    the top-p-truncated distribution, as verl's rollout log-probs are. A response ends after
-    its first EOS token (kept, so the model learns to stop) or at ``max_new_tokens``
-    (``truncated``).
+    Sampling is :func:`golongrl.inference.transformers_backend.sample_responses`: each prompt is
+    prefilled once and its KV cache repeated for its ``n`` rollouts, ``micro_batch`` counts
+    sequences (whole groups per chunk), and the recorded log-probs are those of the distribution
+    actually sampled (temperature, then top-k and top-p truncation renormalised; nothing from the
+    model's ``generation_config``). With top-p < 1 they differ from the training log-probs
+    (untruncated), and the rollout-IS weights correct for exactly that. A response ends after its
+    first EOS token (kept, so the model learns to stop) or at ``max_new_tokens`` (``truncated``).
     """
     if cfg.temperature <= 0:
         raise ValueError("rollout.temperature must be > 0 for RL rollouts (greedy samples carry no exploration)")
@@ -225,33 +242,16 @@ def generate_rollouts(model: torch.nn.Module, tokenizer: Any, prompts: Sequence[
     model.eval()
     for start in range(0, len(prompts), groups_per_chunk):
         chunk = prompts[start:start + groups_per_chunk]
-        ids, mask = left_pad([p.input_ids for p in chunk], pad_id)
-        ids, mask = ids.to(device), mask.to(device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        # Prefill all but the last prompt token; generate() then feeds that token against the
-        # repeated cache, which is exactly transformers' prefix-caching path.
-        cache = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
-                      use_cache=True).past_key_values
-        cache.batch_repeat_interleave(n)
-        gen = model.generate(
-            input_ids=ids.repeat_interleave(n, 0), attention_mask=mask.repeat_interleave(n, 0),
-            past_key_values=cache, do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p,
-            top_k=cfg.top_k if cfg.top_k > 0 else 0, max_new_tokens=cfg.max_new_tokens, eos_token_id=eos_ids,
-            pad_token_id=pad_id, return_dict_in_generate=True, output_logits=True)
-        new = gen.sequences[:, ids.shape[1]:].cpu()
-        logits = torch.stack(gen.logits, dim=1).float().cpu() / cfg.temperature  # [B, T, V]
-        logprobs = torch.log_softmax(logits, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)
-        for row in range(new.shape[0]):
-            p = chunk[row // n]
-            tokens = new[row].tolist()
-            end = next((t + 1 for t, tok in enumerate(tokens) if tok in eos_ids), None)
-            length = end if end is not None else len(tokens)
-            out.prompts.append(p)
+        sampled = sample_responses(model, [p.input_ids for p in chunk], n=n, max_new_tokens=cfg.max_new_tokens,
+                                   eos_ids=eos_ids, pad_id=pad_id, temperature=cfg.temperature, top_p=cfg.top_p,
+                                   top_k=max(cfg.top_k, 0))
+        for row, (tokens, logprobs, truncated) in enumerate(zip(sampled.tokens, sampled.logprobs, sampled.truncated)):
+            out.prompts.append(chunk[row // n])
             out.group_ids.append(first_group + start + row // n)
-            out.response_ids.append(tokens[:length])
-            out.rollout_logprobs.append(logprobs[row, :length].clone())
-            out.truncated.append(end is None)
-            out.texts.append(tokenizer.decode(tokens[:length], skip_special_tokens=True))
+            out.response_ids.append(tokens)
+            out.rollout_logprobs.append(logprobs)
+            out.truncated.append(truncated)
+            out.texts.append(tokenizer.decode(tokens, skip_special_tokens=True))
     model.train(was_training)
     return out
 
@@ -471,6 +471,12 @@ class Trainer:
         self.device = resolve_device(cfg.model.device)
         self.tokenizer = tokenizer or load_tokenizer(cfg.model.tokenizer or cfg.model.name_or_path)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        if not cfg.data.train_files and cfg.data.build_config is not None:
+            # `golongrl train --config configs/tiny-test.yaml` with no files: build the data the
+            # config describes into the run folder (resumable), as the main job does.
+            cfg.data.train_files, built_eval = build_dataset_files(cfg, self.run_dir / "data",
+                                                                   progress=cfg.logging.progress)
+            cfg.data.eval_files = cfg.data.eval_files or built_eval
         # Every row is validated here, before any model is loaded: a bad row fails fast.
         self.prompts, self.dropped = load_prompts(cfg.data.train_files, self.tokenizer, cfg)
         self.stream = PromptStream(self.prompts, seed=cfg.training.seed, shuffle=cfg.data.shuffle)
@@ -509,7 +515,7 @@ class Trainer:
         kept, seen = Rollouts(), Rollouts()
         while control.need_more:
             ro = generate_rollouts(self.model, self.tokenizer, self.stream.take(cfg.batch.generation_prompts),
-                                   cfg.rollout, micro_batch=cfg.batch.generation_micro_batch, device=self.device,
+                                   cfg.rollout, micro_batch=cfg.batch.generation_micro_batch,
                                    first_group=len(seen) // n)
             score_rollouts(ro, cfg)
             seen.extend(ro)
@@ -580,34 +586,50 @@ class Trainer:
         # whole forward pass (verl does the same when on-policy).
         on_policy = len(mini) * ac.ppo_epochs == 1
         old = None if on_policy else self._old_logprobs(ro)
-        # Terms aggregated with the mini-batch denominator add up over micro-batches; the other
-        # diagnostics are per-token fractions and are averaged.
+        # Each micro-batch contributes its loss *sum* (denominator 1) and the count it covers; the
+        # accumulated gradient is divided by the mini-batch's total count at the end. The count
+        # is only known after the forward (rollout-IS vetoes remove responses from it, as verl
+        # does), and dividing once keeps accumulated gradients equal to one big micro-batch's.
+        # The loss terms add up over micro-batches; the other diagnostics are averaged.
         additive = {"actor/pg_loss", "actor/kl_loss", "actor/entropy"}
         sums: dict[str, list[float]] = {}
+        skipped = 0
+        params = [p for p in self.model.parameters() if p.requires_grad]
         for _ in range(ac.ppo_epochs):
             for idx in mini:
                 self.optimizer.zero_grad(set_to_none=True)
-                denom = self._agg_denominator(ro, idx)
                 totals: dict[str, float] = {}
+                count = 0.0
                 for micro in self._micro_batches(idx):
-                    loss, m = self._micro_loss(ro, micro, batch.advantages, old, denom)
+                    loss, m = self._micro_loss(ro, micro, batch.advantages, old)
                     loss.backward()
+                    count += m.pop("actor/agg_count")
                     for k, v in m.items():
                         if k in additive:
                             totals[k] = totals.get(k, 0.0) + float(v)
                         else:
                             sums.setdefault(k, []).append(float(v))
+                scale = 1.0 / max(count, 1.0)
+                for p in params:
+                    if p.grad is not None:
+                        p.grad.mul_(scale)
                 for k, v in totals.items():
-                    sums.setdefault(k, []).append(v)
-                params = [p for p in self.model.parameters() if p.requires_grad]
+                    sums.setdefault(k, []).append(v * scale)
                 clip = cfg.optimizer.grad_clip
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, clip if clip else float("inf"))
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip if clip else float("inf")))
+                sums.setdefault("actor/grad_norm", []).append(grad_norm)
+                if not math.isfinite(grad_norm):
+                    # One NaN/inf gradient would poison every weight through Adam's moments: skip
+                    # the update (and its schedule tick) and say so in the metrics.
+                    self.optimizer.zero_grad(set_to_none=True)
+                    skipped += 1
+                    continue
                 self.optimizer.step()
                 self.scheduler.step()
-                sums.setdefault("actor/grad_norm", []).append(float(grad_norm))
         out = {k if "/" in k else f"actor/{k}": float(np.mean(v)) for k, v in sums.items()}
         out["actor/lr"] = self.scheduler.get_last_lr()[0]
-        out["actor/updated"] = 1.0
+        out["actor/skipped_nonfinite"] = float(skipped)
+        out["actor/updated"] = 1.0 if skipped < len(mini) * ac.ppo_epochs else 0.0
         return out
 
     def _shared(self) -> bool:
@@ -639,15 +661,9 @@ class Trainer:
             lp, ent = response_logprobs(model, batch, self.cfg.rollout.temperature, with_entropy=with_entropy)
         return lp, ent, mask
 
-    def _agg_denominator(self, ro: Rollouts, idx: Sequence[int]) -> float:
-        """The mini-batch's token count (token-mean) or response count (sequence means): each
-        micro-batch divides by it, so accumulated gradients equal the whole mini-batch's."""
-        if self.cfg.algorithm.loss_agg == "token-mean":
-            return float(max(1, sum(len(ro.response_ids[i]) for i in idx)))
-        return float(max(1, sum(1 for i in idx if ro.response_ids[i])))
-
     def _micro_loss(self, ro: Rollouts, micro: Sequence[int], advantages: torch.Tensor,
-                    old: list[torch.Tensor] | None, denominator: float) -> tuple[torch.Tensor, dict[str, Any]]:
+                    old: list[torch.Tensor] | None) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The micro-batch's loss as a sum (aggregation denominator 1) and its diagnostics."""
         ac = self.cfg.algorithm
         logprobs, entropy, mask = self._logprobs(self.model, ro, micro, with_entropy=ac.entropy_coef > 0)
         width = mask.shape[1]
@@ -664,7 +680,8 @@ class Trainer:
             rollout_logprobs=rollout_lp if ris.enabled else None, tis_bounds=ris.bounds if ris.enabled else None,
             tis_veto=ris.veto_threshold if ris.enabled else None,
             ref_logprobs=ref_lp, kl_coef=ac.kl.coef if ac.kl.enabled else 0.0, kl_type=ac.kl.type,
-            entropy=entropy, entropy_coef=ac.entropy_coef, agg_denominator=denominator)
+            entropy=entropy, entropy_coef=ac.entropy_coef, agg_denominator=1.0,
+            norm_length=self.cfg.rollout.max_new_tokens)
         return loss, metrics
 
     @torch.no_grad()
