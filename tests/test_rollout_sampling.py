@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from golongrl.inference.models import load_causal_lm, load_tokenizer
-from golongrl.inference.transformers_backend import (TransformersBackend, encode_prompt, eos_token_ids,
-                                                     sample_responses, sampling_logprobs)
+from golongrl.inference.transformers_backend import (TransformersBackend, encode_prompt, eos_token_ids, render_prompt,
+                                                     sample_responses, sample_seed, sampling_logprobs)
 from golongrl.inference.base import GenerationRequest, SamplingParams
 from golongrl.training import trainer as trainer_mod
 from golongrl.training.config import RolloutConfig
@@ -94,9 +94,11 @@ def test_evaluation_backend_uses_the_same_sampler(tiny) -> None:
     tok, model = tiny
     messages = ({"role": "user", "content": "ship ship ship"},)
     sampling = SamplingParams(max_new_tokens=6, temperature=1.0, n=2, seed=7)
-    (gen,) = TransformersBackend.from_model(model, tok).generate([GenerationRequest(messages, sampling)])
-    torch.manual_seed(7)
+    request = GenerationRequest(messages, sampling)
+    (gen,) = TransformersBackend.from_model(model, tok).generate([request])
+    text = render_prompt(tok, request)
     direct = sample_responses(model, [encode_prompt(tok, messages, None)], n=2, max_new_tokens=6,
-                              eos_ids=eos_token_ids(model, tok), pad_id=tok.pad_token_id, temperature=1.0)
+                              eos_ids=eos_token_ids(model, tok), pad_id=tok.pad_token_id, temperature=1.0,
+                              seeds=[sample_seed(7, text, k) for k in range(2)])
     eos = set(eos_token_ids(model, tok))
     assert gen.texts == [tok.decode([t for t in ids if t not in eos], skip_special_tokens=True) for ids in direct.tokens]
