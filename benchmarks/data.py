@@ -1,7 +1,7 @@
 """Data-pipeline speed: the default build, a large build at 32K tokens, one 1M-token context,
 length measurement.
 
-    flock /tmp/golongrl-heavy.lock nice -n 10 .venv/bin/python benchmarks/data.py \
+    .venv/bin/python benchmarks/data.py \
         [--scale-rows 20000] [--scale-tokens 32768] [--workers 2] [--target 1048576] [--skip-build]
 
 0. Scale: ``--scale-rows`` rows at ``--scale-tokens`` tokens, no LLM, ``--workers`` forked

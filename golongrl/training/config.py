@@ -19,7 +19,7 @@ import copy
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
 from golongrl.safe_yaml import YamlLimitError, load_yaml
 
@@ -162,14 +162,15 @@ class EstimatorConfig(_Section):
     """Groups whose rewards span at most this count as constant (advantage exactly 0); None =
     the estimator's default (1e-6), 0 = the reference."""
 
-    @model_validator(mode="after")
-    def _known_name(self) -> EstimatorConfig:
+    @field_validator("name")
+    @classmethod
+    def _known_name(cls, name: str) -> str:
         # Checked here, at config load, so a typo fails before any model or data is loaded.
         from golongrl.advantages import ESTIMATORS
 
-        if self.name not in ESTIMATORS:
-            raise ValueError(f"unknown estimator {self.name!r}; known: {', '.join(sorted(ESTIMATORS))}")
-        return self
+        if name not in ESTIMATORS:
+            raise ValueError(f"unknown estimator {name!r}; known: {', '.join(sorted(ESTIMATORS))}")
+        return name
 
     @model_validator(mode="after")
     def _clamp_ordered(self) -> EstimatorConfig:
