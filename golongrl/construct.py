@@ -126,6 +126,20 @@ def list_answer(items: Sequence[str]) -> str:
     return "[Answer]\n" + "\n".join(items)
 
 
+def list_sample(
+    task: str, construction: str, question: str, items: Sequence[str], lbp_task: str, env: Env, *,
+    evidence: list[str], checks: list[tuple[str, bool]], answer_offset: int | None = None,
+    instruction: str | None = None,
+) -> Sample:
+    """A :class:`Sample` whose gold is the list ``items`` (``doc_ids``), answered by listing
+    them, and scored as the LongBench-Pro task ``lbp_task`` (its reward mode)."""
+    return Sample(
+        task, construction, question, ground_truth(doc_ids=items, language=env.language), list_answer(items),
+        lbp_task, lbp_task=lbp_task, evidence=evidence, checks=checks, answer_offset=answer_offset,
+        instruction=instruction,
+    )
+
+
 # --- sections -------------------------------------------------------------------------------
 
 
@@ -181,6 +195,23 @@ def depth_pick(items: Sequence[Any], offsets: Sequence[int], ctx: "Context", env
     size = max(1, len(ctx.text))
     ranked = sorted(range(len(items)), key=lambda i: (abs(offsets[i] / size - env.position), i))
     return items[env.rng.choice(ranked[:3])]
+
+
+def section_words_of_length(
+    ctx: "Context", env: Env, candidates: Sequence[Sequence[str]], lengths: range, count: tuple[int, int]
+) -> tuple[int, int, list[str]]:
+    """``(section index, length, words)``: a section near the requested depth, the smallest
+    length in ``lengths`` for which ``count[0]``-``count[1]`` of its ``candidates`` (one list
+    per section, in context order) have at least that many letters, and those words in the
+    order given. Raises :class:`ConstructionError` when no section has such a length."""
+    options = []
+    for i, words in enumerate(candidates):
+        for length in lengths:
+            hits = [w for w in words if len(w) >= length]
+            if count[0] <= len(hits) <= count[1]:
+                options.append((i, length, hits))
+                break
+    return depth_pick(options, [ctx.blocks[o[0]].start for o in options], ctx, env)
 
 
 def spread_target(env: Env, low: int, high: int) -> int:
@@ -289,12 +320,14 @@ __all__ = [
     "headings",
     "letters_question",
     "list_answer",
+    "list_sample",
     "number",
     "parse_table",
     "place_gold",
     "require_sections",
     "row_line",
     "section_counts",
+    "section_words_of_length",
     "spread_target",
     "tables",
 ]

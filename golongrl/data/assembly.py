@@ -248,30 +248,9 @@ def assemble_context(
     joiner = cache.joiner_tokens(main)
     budget = int(target_tokens * main_share) - cache.header_tokens(main) - 1
     keep_first = main.kind == "table"
-    lo = 1 if keep_first else 0
-    # Windows may start anywhere that still leaves room to fill the budget: walk back from the
-    # end until the suffix holds a budget's worth (only those units get counted).
-    used = float(cache.counts(main, [0])[0]) if keep_first else 0.0
-    suffix, last_start = used, lo
-    for i, n in cache.walk(main, len(units) - 1, -1):
-        if i < lo:
-            break
-        suffix += n + joiner
-        last_start = i
-        if suffix >= budget:
-            break
-    start = rng.randint(lo, max(lo, last_start)) if suffix >= budget else lo
-    chosen: list[str] = [units[0]] if keep_first else []
+    chosen, used, start, following = _whole_units_window(main, budget, cache, rng)
     cut_source: str | None = None
     cut_index = -1
-    following = len(units)
-    for i, n in cache.walk(main, start, 1):
-        cost = n + (joiner if chosen else 0)
-        if used + cost > budget:
-            following = i
-            break
-        chosen.append(units[i])
-        used += cost
     if main.kind != "table" and following < len(units) and budget - used > joiner:
         # Prose and dialogue end on a cut unit so the window fills its budget exactly; a
         # table keeps whole rows (a cut row would be false data) and leaves the gap to filler.
@@ -309,6 +288,40 @@ def assemble_context(
     return ctx
 
 
+def _whole_units_window(
+    doc: Document, budget: float, cache: UnitCache, rng: random.Random
+) -> tuple[list[str], float, int, int]:
+    """The whole units of a contiguous window of ``doc`` (a table's header row first) within
+    ``budget`` tokens, joiners included, starting at a random unit that still leaves a budget's
+    worth after it. Returns the units, the tokens they use, the start index and the index of the
+    first unit that did not fit (``len(units)`` when none was left out)."""
+    units = cache.split(doc)
+    joiner = cache.joiner_tokens(doc)
+    keep_first = doc.kind == "table"
+    lo = 1 if keep_first else 0
+    # Walk back from the end until the suffix holds a budget's worth (only those units get counted).
+    used = float(cache.counts(doc, [0])[0]) if keep_first else 0.0
+    suffix, last_start = used, lo
+    for i, n in cache.walk(doc, len(units) - 1, -1):
+        if i < lo:
+            break
+        suffix += n + joiner
+        last_start = i
+        if suffix >= budget:
+            break
+    start = rng.randint(lo, max(lo, last_start)) if suffix >= budget else lo
+    chosen: list[str] = [units[0]] if keep_first else []
+    following = len(units)
+    for i, n in cache.walk(doc, start, 1):
+        cost = n + (joiner if chosen else 0)
+        if used + cost > budget:
+            following = i
+            break
+        chosen.append(units[i])
+        used += cost
+    return chosen, used, start, following
+
+
 def _section_window(doc: Document, budget: float, cache: UnitCache, rng: random.Random, role: str) -> tuple[Block, float]:
     """A contiguous window of ``doc`` of at most ``budget`` tokens (header included), starting
     at a random unit; prose and dialogue end on a unit cut at a token boundary, a table keeps
@@ -317,26 +330,8 @@ def _section_window(doc: Document, budget: float, cache: UnitCache, rng: random.
     joiner = cache.joiner_tokens(doc)
     room = budget - cache.header_tokens(doc) - 2
     keep_first = doc.kind == "table"
-    lo = 1 if keep_first else 0
-    used = float(cache.counts(doc, [0])[0]) if keep_first else 0.0
-    suffix, last_start = used, lo
-    for i, n in cache.walk(doc, len(units) - 1, -1):
-        if i < lo:
-            break
-        suffix += n + joiner
-        last_start = i
-        if suffix >= room:
-            break
-    start = rng.randint(lo, max(lo, last_start)) if suffix >= room else lo
-    chosen: list[str] = [units[0]] if keep_first else []
-    cut_source, cut_index, following = None, -1, len(units)
-    for i, n in cache.walk(doc, start, 1):
-        cost = n + (joiner if chosen else 0)
-        if used + cost > room:
-            following = i
-            break
-        chosen.append(units[i])
-        used += cost
+    chosen, used, _, following = _whole_units_window(doc, room, cache, rng)
+    cut_source, cut_index = None, -1
     if not keep_first and following < len(units) and room - used > joiner + 4:
         piece = cache.counter.head(units[following], int(room - used - joiner))
         if piece.strip():

@@ -61,9 +61,42 @@ class ListTask(Task):
         return out
 
 
+class OrderingTask(ListTask):
+    """A list task whose answer must order a known set of items (ranking, sequencing)."""
+
+    def ordering_answer(self, gold: Gold, answer: str) -> tuple[list[str], list[str], list[str]] | None:
+        """``(gold items, universe, answer items)``, all normalised: the universe is the
+        candidates (:meth:`ListTask.universe`), else the gold's items; the answer items are read
+        by :func:`ordering_items`. ``None`` when the answer lists no item (a parse failure)."""
+        gold_items = distinct([T.normalize_item(g) for g in gold.items])
+        universe = self.universe(gold) or gold_items
+        items = ordering_items(answer, universe)
+        if not items:
+            return None
+        return gold_items, universe, items
+
+
+def ordering_items(answer: str, universe: list[str]) -> list[str]:
+    """The answer's cleaned lines; with a numeric universe (excerpt numbers) a line such as
+    ``Excerpt 3`` or ``#3`` is read as the one number it holds."""
+    items = T.answer_items(answer)
+    if universe and all(u.isdigit() for u in universe):
+        out = []
+        for item in items:
+            numbers = [w for w in item.replace("#", " ").split() if w.strip("()[].,:").isdigit()]
+            out.append(numbers[0].strip("()[].,:").lstrip("0") or "0" if len(numbers) == 1 else item)
+        return out
+    return items
+
+
+def permutation_of(items: list[str], universe: list[str], length: int) -> bool:
+    """Whether ``items`` are ``length`` distinct members of ``universe``."""
+    return len(items) == length and len(set(items)) == length and set(items) <= set(universe)
+
+
 def as_answer(lines: Sequence[str]) -> str:
     """A list answer in the requested format."""
     return "[Answer]\n" + "\n".join(lines)
 
 
-__all__ = ["ListTask", "as_answer"]
+__all__ = ["ListTask", "OrderingTask", "as_answer", "ordering_items", "permutation_of"]

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from transformers import TrainerCallback
 
-from golongrl.rewards import ScoreOptions
-from golongrl.training.config import ConfigError, TrainConfig, config_from_dict, parse_overrides, resolve_path
+from golongrl.engines.preset import known_reward_options, read_preset, validate_section
+from golongrl.training.config import ConfigError, TrainConfig
 
 #: golongrl loss aggregation -> TRL loss_type (same normalisation of the per-token losses).
 LOSS_TYPES = {"token-mean": "dapo", "seq-mean-token-mean": "grpo", "seq-mean-token-sum-norm": "dr_grpo"}
@@ -46,11 +45,7 @@ class TrlSection(BaseModel):
     @field_validator("reward_options")
     @classmethod
     def _known_reward_options(cls, value: dict[str, Any]) -> dict[str, Any]:
-        known = {f.name for f in fields(ScoreOptions)}
-        unknown = sorted(set(value) - known)
-        if unknown:
-            raise ValueError(f"unknown {unknown}; known: {sorted(known)}")
-        return value
+        return known_reward_options(value)
 
 
 @dataclass(frozen=True)
@@ -68,28 +63,12 @@ def load_job(path: str | Path, overrides: list[str] | None = None) -> TrlJob:
     Raises :class:`ConfigError` naming the file and key, also for settings TRL cannot express.
     """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML: {err}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: top level must be a mapping, got {type(raw).__name__}")
-    requested = parse_overrides(overrides or [])
-    trl_raw = {**(raw.pop("trl", None) or {}), **requested.pop("trl", {})}
-    train = config_from_dict(raw, source=str(path), overrides=requested)
+    train, trl_raw = read_preset(path, overrides, "trl")
     base = path.resolve().parent
-    train.data.train_files = [resolve_path(p, base) for p in train.data.train_files]
-    train.data.eval_files = [resolve_path(p, base) for p in train.data.eval_files]
     local_model = (base / train.model.name_or_path).resolve()
     if train.model.name_or_path.startswith((".", "~")) or local_model.exists():
         train.model.name_or_path = str(local_model)
-    try:
-        section = TrlSection.model_validate(trl_raw)
-    except ValidationError as err:
-        lines = [f"{path}: trl.{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in err.errors()]
-        raise ConfigError("\n".join(lines)) from None
+    section = validate_section(TrlSection, trl_raw, path, "trl")
     job = TrlJob(train=train, trl=section, source=str(path))
     check_expressible(job)
     return job

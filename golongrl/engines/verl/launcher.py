@@ -18,16 +18,15 @@ import math
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from golongrl.engines.preset import known_reward_options, read_preset, validate_section
 from golongrl.engines.verl.plugin import CONFIG_KEY, verl_estimator_name
-from golongrl.rewards import ScoreOptions
-from golongrl.training.config import ConfigError, TrainConfig, config_from_dict, parse_overrides, resolve_path
+from golongrl.training.config import ConfigError, TrainConfig, resolve_path
 
 #: Module run by :func:`launch` (verl's entry point with golongrl's TaskRunner).
 ENTRY_MODULE = "golongrl.engines.verl.main"
@@ -134,11 +133,7 @@ class VerlSection(_Section):
     @field_validator("reward_options")
     @classmethod
     def _known_reward_options(cls, value: dict[str, Any]) -> dict[str, Any]:
-        known = {f.name for f in fields(ScoreOptions)}
-        unknown = sorted(set(value) - known)
-        if unknown:
-            raise ValueError(f"unknown {unknown}; known: {sorted(known)}")
-        return value
+        return known_reward_options(value)
 
     @model_validator(mode="after")
     def _parallel_fits(self) -> VerlSection:
@@ -181,25 +176,9 @@ def load_job(path: str | Path, overrides: list[str] | None = None) -> VerlJob:
     settings verl 0.9.1 cannot express, so a job that loads can be launched.
     """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML: {err}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: top level must be a mapping, got {type(raw).__name__}")
-    requested = parse_overrides(overrides or [])
-    verl_raw = {**(raw.pop("verl", None) or {}), **requested.pop("verl", {})}
-    train = config_from_dict(raw, source=str(path), overrides=requested)
+    train, verl_raw = read_preset(path, overrides, "verl")
     base = path.resolve().parent
-    train.data.train_files = [resolve_path(p, base) for p in train.data.train_files]
-    train.data.eval_files = [resolve_path(p, base) for p in train.data.eval_files]
-    try:
-        section = VerlSection.model_validate(verl_raw)
-    except ValidationError as err:
-        lines = [f"{path}: verl.{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in err.errors()]
-        raise ConfigError("\n".join(lines)) from None
+    section = validate_section(VerlSection, verl_raw, path, "verl")
     if section.output_dir is not None:
         section = section.model_copy(update={"output_dir": resolve_path(section.output_dir, base)})
     train.model.name_or_path = resolve_model_path(train.model.name_or_path, base, "model.name_or_path", path)

@@ -21,14 +21,13 @@ from golongrl.construct import (
     ConstructionSpec,
     Env,
     Sample,
-    depth_pick,
     fmt,
-    ground_truth,
-    list_answer,
+    list_sample,
     number,
     require_sections,
     row_line,
     section_counts,
+    section_words_of_length,
     tables,
 )
 
@@ -43,16 +42,11 @@ _ROWS = "T7.2 Targeted Rule or Condition Violation Detection"
 def exclusive_words(ctx: "Context", env: Env) -> Sample:
     require_sections(ctx, 3)
     counts = section_counts(ctx)
-    options = []
-    for i, block in enumerate(ctx.blocks):
+    exclusive = []
+    for i in range(len(ctx.blocks)):
         elsewhere = set().union(*(set(c) for j, c in enumerate(counts) if j != i))
-        own = [w for w in counts[i] if w.isalpha() and w not in elsewhere]
-        for length in range(7, 16):
-            hits = sorted(w for w in own if len(w) >= length)
-            if 2 <= len(hits) <= 8:
-                options.append((i, length, hits))
-                break
-    i, length, hits = depth_pick(options, [ctx.blocks[o[0]].start for o in options], ctx, env)
+        exclusive.append(sorted(w for w in counts[i] if w.isalpha() and w not in elsewhere))
+    i, length, hits = section_words_of_length(ctx, env, exclusive, range(7, 16), (2, 8))
     title = ctx.blocks[i].doc.title
     question = (
         f'List every word of at least {length} letters, made of letters only (no digit, apostrophe or hyphen), that '
@@ -60,9 +54,8 @@ def exclusive_words(ctx: "Context", env: Env) -> Sample:
         f"Give each word once, as written. {WORD_DEFINITION}"
     )
     others = [c for j, c in enumerate(counts) if j != i]
-    return Sample(
-        TASK, "exclusive_words", question, ground_truth(doc_ids=hits, language=env.language), list_answer(hits),
-        _EXCLUSIVE, lbp_task=_EXCLUSIVE, evidence=hits,
+    return list_sample(
+        TASK, "exclusive_words", question, hits, _EXCLUSIVE, env, evidence=hits,
         checks=[(f"{w!r} only in its section", counts[i][w] > 0 and not any(c[w] for c in others)) for w in hits],
         answer_offset=ctx.blocks[i].start,
     )
@@ -87,9 +80,8 @@ def table_rows_matching(ctx: "Context", env: Env) -> Sample:
         f'In the table "{table.title}", list the "{table.header[table.key]}" of every row whose '
         f'"{table.header[col]}" is greater than or equal to {fmt(threshold)}.'
     )
-    return Sample(
-        TASK, "table_rows_matching", question, ground_truth(doc_ids=keys, language=env.language), list_answer(keys),
-        _ROWS, lbp_task=_ROWS, evidence=[row_line(r) for r in hits],
+    return list_sample(
+        TASK, "table_rows_matching", question, keys, _ROWS, env, evidence=[row_line(r) for r in hits],
         checks=[("exactly these rows", sorted(keys) == sorted(r[table.key] for r in table.rows if number(r[col]) >= threshold))],
         answer_offset=ctx.text.find(row_line(hits[0])),
     )

@@ -5,31 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from golongrl.rewards import text as T
 from golongrl.rewards.metrics import expected_random_ndcg, ndcg_linear, rescale_above
-from golongrl.tasks.base import REASON_PARSE, Gold, Result, ScoreOptions, distinct
-from golongrl.tasks.listing import ListTask, as_answer
+from golongrl.tasks.base import REASON_PARSE, Gold, Result, ScoreOptions
+from golongrl.tasks.listing import OrderingTask, as_answer, permutation_of
 
 
-def ranking_items(answer: str, universe: list[str]) -> list[str]:
-    """The answer's cleaned lines; with a numeric universe (excerpt numbers) a line such as
-    ``Excerpt 3`` or ``#3`` is read as the one number it holds."""
-    items = T.answer_items(answer)
-    if universe and all(u.isdigit() for u in universe):
-        out = []
-        for item in items:
-            numbers = [w for w in item.replace("#", " ").split() if w.strip("()[].,:").isdigit()]
-            out.append(numbers[0].strip("()[].,:").lstrip("0") or "0" if len(numbers) == 1 else item)
-        return out
-    return items
-
-
-def permutation_of(items: list[str], universe: list[str], length: int) -> bool:
-    """Whether ``items`` are ``length`` distinct members of ``universe``."""
-    return len(items) == length and len(set(items)) == length and set(items) <= set(universe)
-
-
-class GradedRanking(ListTask):
+class GradedRanking(OrderingTask):
     """Hardened: the answer must rank exactly the items to rank - the candidates when the row
     lists them (the top |gold| of them when it asks for fewer), else the gold's items - each
     once; NDCG (linear gains, as the reference) is then rescaled above the NDCG a random
@@ -47,11 +28,10 @@ class GradedRanking(ListTask):
     faithful_metric = staticmethod(ndcg_linear)
 
     def hardened(self, gold: Gold, answer: str, options: ScoreOptions) -> Result:
-        gold_items = distinct([T.normalize_item(g) for g in gold.items])
-        universe = self.universe(gold) or gold_items
-        items = ranking_items(answer, universe)
-        if not items:
+        read = self.ordering_answer(gold, answer)
+        if read is None:
             return 0.0, REASON_PARSE
+        gold_items, universe, items = read
         length = len(gold_items) if len(universe) > len(gold_items) else len(universe)
         if not permutation_of(items, universe, length):
             return 0.0, None

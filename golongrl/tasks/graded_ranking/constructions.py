@@ -19,8 +19,7 @@ from golongrl.construct import (
     ConstructionSpec,
     Env,
     Sample,
-    ground_truth,
-    list_answer,
+    list_sample,
     number,
     require_sections,
     row_line,
@@ -55,9 +54,8 @@ def sections_by_term_count(ctx: "Context", env: Env) -> Sample:
         f'Which three sections of the context contain the word "{word}" most often? List their headings '
         f'(without the "#"), most occurrences first. Headings do not count. {WORD_DEFINITION}'
     )
-    return Sample(
-        TASK, "sections_by_term_count", question, ground_truth(doc_ids=ranked, language=env.language),
-        list_answer(ranked), _SECTIONS, lbp_task=_SECTIONS, evidence=[f"# {t}" for t in ranked],
+    return list_sample(
+        TASK, "sections_by_term_count", question, ranked, _SECTIONS, env, evidence=[f"# {t}" for t in ranked],
         checks=[("strict top three", _strict_top([c[word] for c in counts], 3))],
         answer_offset=ctx.blocks[order[0]].start,
     )
@@ -80,9 +78,8 @@ def table_top_rows(ctx: "Context", env: Env) -> Sample:
         f'In the table "{table.title}", which four rows have the largest "{table.header[col]}"? List their '
         f'"{table.header[table.key]}", largest first.'
     )
-    return Sample(
-        TASK, "table_top_rows", question, ground_truth(doc_ids=ranked, language=env.language), list_answer(ranked),
-        _ROWS, lbp_task=_ROWS, evidence=[row_line(r) for r in top],
+    return list_sample(
+        TASK, "table_top_rows", question, ranked, _ROWS, env, evidence=[row_line(r) for r in top],
         checks=[("strict top four", _strict_top([number(r[col]) for r in table.rows], 4))],
         answer_offset=ctx.text.find(row_line(top[0])),
     )

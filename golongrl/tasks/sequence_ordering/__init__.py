@@ -6,16 +6,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from golongrl.rewards import text as T
 from golongrl.rewards.metrics import pairwise_faithful, pairwise_hardened, rescale_above
 from golongrl.tasks.base import REASON_PARSE, Gold, Result, ScoreOptions, distinct, row_question
-from golongrl.tasks.graded_ranking import permutation_of, ranking_items
-from golongrl.tasks.listing import ListTask, as_answer
+from golongrl.tasks.listing import OrderingTask, as_answer, permutation_of
 
 _NUMBERED = re.compile(r"^\s*(\d{1,3})[.):]\s+\S", re.M)
 
 
-class SequenceOrdering(ListTask):
+class SequenceOrdering(OrderingTask):
     """Hardened: the answer must list every item (the candidates, else the gold's items)
     exactly once - ``3``, ``Excerpt 3``, ``(3)``, ``- 3`` all read as item 3; the fraction of
     gold pairs in order is rescaled above the 1/2 a random order earns,
@@ -33,11 +31,10 @@ class SequenceOrdering(ListTask):
     faithful_metric = staticmethod(pairwise_faithful)
 
     def hardened(self, gold: Gold, answer: str, options: ScoreOptions) -> Result:
-        gold_items = distinct([T.normalize_item(g) for g in gold.items])
-        universe = self.universe(gold) or gold_items
-        items = ranking_items(answer, universe)
-        if not items:
+        read = self.ordering_answer(gold, answer)
+        if read is None:
             return 0.0, REASON_PARSE
+        gold_items, universe, items = read
         if len(gold_items) < 2 or not permutation_of(items, universe, len(universe)):
             return 0.0, None
         return rescale_above(pairwise_hardened(gold_items, items), 0.5), None

@@ -23,13 +23,12 @@ from golongrl.construct import (
     Env,
     Sample,
     block_body,
-    depth_pick,
     fmt,
-    ground_truth,
-    list_answer,
+    list_sample,
     number,
     require_sections,
     row_line,
+    section_words_of_length,
     tables,
 )
 from golongrl.text import words
@@ -44,15 +43,8 @@ _ROWS = "T2.1 Global Timeline Reconstruction"
 
 def section_words_in_order(ctx: "Context", env: Env) -> Sample:
     require_sections(ctx, 2)
-    options = []
-    for i, block in enumerate(ctx.blocks):
-        seen = list(dict.fromkeys(w for w in words(block_body(block)) if w.isalpha()))
-        for length in range(9, 18):
-            hits = [w for w in seen if len(w) >= length]
-            if 4 <= len(hits) <= 8:
-                options.append((i, length, hits))
-                break
-    i, length, hits = depth_pick(options, [ctx.blocks[o[0]].start for o in options], ctx, env)
+    by_first_use = [list(dict.fromkeys(w for w in words(block_body(b)) if w.isalpha())) for b in ctx.blocks]
+    i, length, hits = section_words_of_length(ctx, env, by_first_use, range(9, 18), (4, 8))
     title = ctx.blocks[i].doc.title
     question = (
         f'List every distinct word of at least {length} letters, made of letters only (no digit, apostrophe or '
@@ -61,9 +53,8 @@ def section_words_in_order(ctx: "Context", env: Env) -> Sample:
     )
     body = block_body(ctx.blocks[i])
     firsts = [next(k for k, w in enumerate(words(body)) if w == h) for h in hits]
-    return Sample(
-        TASK, "section_words_in_order", question, ground_truth(doc_ids=hits, language=env.language),
-        list_answer(hits), _WORDS, lbp_task=_WORDS, evidence=hits,
+    return list_sample(
+        TASK, "section_words_in_order", question, hits, _WORDS, env, evidence=hits,
         checks=[("first appearances increase", all(a < b for a, b in zip(firsts, firsts[1:])))],
         answer_offset=ctx.blocks[i].start, instruction=ITEMS_IN_ORDER,
     )
@@ -91,9 +82,8 @@ def table_rows_by_value(ctx: "Context", env: Env) -> Sample:
         f'In the table "{table.title}", take every row whose "{table.header[filt]}" is at least {fmt(threshold)} and '
         f'list their "{table.header[table.key]}" in increasing order of "{table.header[col]}".'
     )
-    return Sample(
-        TASK, "table_rows_by_value", question, ground_truth(doc_ids=ordered, language=env.language),
-        list_answer(ordered), _ROWS, lbp_task=_ROWS, evidence=[row_line(r) for r in hits],
+    return list_sample(
+        TASK, "table_rows_by_value", question, ordered, _ROWS, env, evidence=[row_line(r) for r in hits],
         checks=[("order keys distinct", len({number(r[col]) for r in hits}) == len(hits)),
                 ("exactly these rows", len(hits) == sum(number(r[filt]) >= threshold for r in table.rows))],
         answer_offset=ctx.text.find(row_line(hits[0])), instruction=ITEMS_IN_ORDER,

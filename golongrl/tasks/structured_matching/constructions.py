@@ -20,8 +20,7 @@ from golongrl.construct import (
     Env,
     Sample,
     complete_sentences,
-    ground_truth,
-    list_answer,
+    list_sample,
     require_sections,
     row_line,
     tables,
@@ -50,9 +49,8 @@ def excerpt_section_match(ctx: "Context", env: Env) -> Sample:
     )
     gold = [f"{i + 1}: {t}" for i, (_, t) in enumerate(chosen)]
     holder = {b.doc.title: b.text for b in ctx.blocks}
-    return Sample(
-        TASK, "excerpt_section_match", question, ground_truth(doc_ids=gold, language=env.language), list_answer(gold),
-        _EXCERPT, lbp_task=_EXCERPT, evidence=[s for s, _ in chosen],
+    return list_sample(
+        TASK, "excerpt_section_match", question, gold, _EXCERPT, env, evidence=[s for s, _ in chosen],
         checks=[(f"excerpt {i + 1} in {t}", s in holder[t] and ctx.text.count(s) == 1) for i, (s, t) in enumerate(chosen)],
         answer_offset=min(ctx.text.find(s) for s, _ in chosen),
     )
@@ -80,9 +78,8 @@ def value_row_match(ctx: "Context", env: Env) -> Sample:
         f'For each, give the "{table.header[table.key]}" of its row.\n{lines}'
     )
     gold = [f"{i + 1}: {r[table.key]}" for i, r in enumerate(chosen)]
-    return Sample(
-        TASK, "value_row_match", question, ground_truth(doc_ids=gold, language=env.language), list_answer(gold),
-        _VALUE, lbp_task=_VALUE, evidence=[row_line(r) for r in chosen],
+    return list_sample(
+        TASK, "value_row_match", question, gold, _VALUE, env, evidence=[row_line(r) for r in chosen],
         checks=[(f"value {i + 1} unique", sum(x[col] == r[col] for x in table.rows) == 1) for i, r in enumerate(chosen)],
         answer_offset=min(ctx.text.find(row_line(r)) for r in chosen),
     )

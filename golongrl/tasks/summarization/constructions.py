@@ -23,8 +23,7 @@ from golongrl.construct import (
     block_body,
     complete_sentences,
     fmt,
-    ground_truth,
-    list_answer,
+    list_sample,
     number,
     require_sections,
     tables,
@@ -58,9 +57,8 @@ def query_focused_extract(ctx: "Context", env: Env) -> Sample:
         f'Summarise what the context says about "{word}": quote, in the order they appear, every sentence of the '
         f"context that contains the word \"{word}\", and nothing else. {WORD_DEFINITION}"
     )
-    return Sample(
-        TASK, "query_focused_extract", question, ground_truth(doc_ids=[reference], language=env.language),
-        list_answer([reference]), _QUERY, lbp_task=_QUERY, evidence=[s for s, _ in hits],
+    return list_sample(
+        TASK, "query_focused_extract", question, [reference], _QUERY, env, evidence=[s for s, _ in hits],
         checks=[("every occurrence quoted", sum(count_term(s, word) for s, _ in hits) == total)],
         answer_offset=ctx.text.find(hits[0][0]),
     )
@@ -88,9 +86,8 @@ def table_column_profile(ctx: "Context", env: Env) -> Sample:
         f'Profile the column "{name}" of the table "{table.title}" in one or two sentences: the number of rows, the '
         f'smallest and the largest value with the "{key}" of their rows, and the mean rounded to two decimals.'
     )
-    return Sample(
-        TASK, "table_column_profile", question, ground_truth(doc_ids=[reference], language=env.language),
-        list_answer([reference]), _PROFILE, lbp_task=_PROFILE, evidence=[low_key, high_key],
+    return list_sample(
+        TASK, "table_column_profile", question, [reference], _PROFILE, env, evidence=[low_key, high_key],
         checks=[("unique extremes", values.count(low) == 1 and values.count(high) == 1)],
         answer_offset=table.block.start,
     )
