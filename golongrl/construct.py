@@ -97,13 +97,20 @@ class Env:
 
 Construction = Callable[["Context", Env], Sample]
 
+#: Curriculum tiers of constructions, easiest last (see :class:`ConstructionSpec`).
+LEVELS: tuple[str, ...] = ("core", "warmup")
+
 
 @dataclass(frozen=True)
 class ConstructionSpec:
     """A registered construction: which task it serves and what context it needs.
 
     ``sections`` is the (min, max) number of same-domain documents in its context; the
-    assembler uses about one section per ``section_tokens`` of the target length.
+    assembler uses about one section per ``section_tokens`` of the target length. ``level``
+    is its curriculum tier: ``"core"`` (the default build: long-context skills at full
+    difficulty) or ``"warmup"`` (short, few-section contexts and one-step skills - copy a value,
+    pick among a few options - that a small policy solves sometimes, so its RL groups carry
+    signal; a data config selects tiers with ``levels``).
     """
 
     name: str
@@ -113,6 +120,11 @@ class ConstructionSpec:
     lbp_task: str
     sections: tuple[int, int] = (4, 12)
     section_tokens: int = 1024
+    level: str = "core"
+
+    def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise ValueError(f"construction {self.name!r}: level {self.level!r} is not one of {LEVELS}")
 
 
 def ground_truth(*, doc_ids: Sequence[str] = (), label: str = "", language: str = "English") -> dict[str, Any]:

@@ -168,6 +168,10 @@ class DataConfig(_Strict):
     samples_per_task: int = Field(4, ge=0, description="Train samples per task unless tasks overrides.")
     eval_samples_per_task: int = Field(2, ge=0)
     tasks: dict[str, int] = Field(default_factory=dict, description="Per-task train counts (override).")
+    levels: list[Literal["core", "warmup"]] = Field(
+        default_factory=lambda: ["core"],
+        description="Construction tiers to build from: core (full difficulty) and/or warmup (short contexts, "
+                    "one-step skills a small policy solves sometimes).")
     eval_fraction: float = Field(0.25, ge=0, lt=1, description="Share of each domain's documents held out.")
     max_attempts: int = Field(12, ge=1, description="Construction tries per sample before giving up.")
     workers: int = Field(1, ge=1, description="Processes building samples (forked; output is identical).")
@@ -178,6 +182,13 @@ class DataConfig(_Strict):
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
     shortcut_probe: ShortcutConfig = Field(default_factory=ShortcutConfig)
     decontamination: DecontaminationConfig = Field(default_factory=DecontaminationConfig)
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("levels must name at least one tier (core, warmup)")
+        return value
 
     @field_validator("tasks")
     @classmethod

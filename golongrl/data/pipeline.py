@@ -269,9 +269,10 @@ class Builder:
         cfg = self.config
         rng = random.Random(f"{cfg.seed}/{split}/{task}/{index}")
         specs = [c for c in constructions_for(task)
-                 if self.pools[split][c.name] and construction in (None, c.name)]
+                 if c.level in cfg.levels and self.pools[split][c.name] and construction in (None, c.name)]
         if not specs:
-            return None, [f"no {split} document qualifies for any {task} construction"]
+            return None, [f"no {split} document qualifies for any {task} construction of level(s) "
+                          f"{', '.join(cfg.levels)}"]
         lengths = cfg.context.train_lengths if split == "train" else cfg.context.eval_lengths
         target = lengths[index % len(lengths)]
         position = _position(cfg, index, count)
