@@ -102,3 +102,128 @@ def test_evaluation_backend_uses_the_same_sampler(tiny) -> None:
                               seeds=[sample_seed(7, text, k) for k in range(2)])
     eos = set(eos_token_ids(model, tok))
     assert gen.texts == [tok.decode([t for t in ids if t not in eos], skip_special_tokens=True) for ids in direct.tokens]
+
+
+# --- The decode path: preallocated KV buffers must not change what is sampled ----------------------
+
+def _mixed_prompts(tok) -> list[list[int]]:
+    """Three chat prompts of different lengths, so the batch is left-padded."""
+    return [encode_prompt(tok, [{"role": "user", "content": "ship " * k}], None) for k in (1, 9, 4)]
+
+
+def _plain_cache_path(monkeypatch) -> None:
+    """Make the sampler decode through transformers' own DynamicCache (the path before buffers)."""
+    from golongrl.inference import decoding
+
+    monkeypatch.setattr(decoding, "preallocate_cache", lambda cache, **_: False)
+
+
+def _watch_preallocation(monkeypatch) -> list[bool]:
+    """The return value of every ``preallocate_cache`` call the sampler makes, in order."""
+    from golongrl.inference import decoding
+
+    calls: list[bool] = []
+    real = decoding.preallocate_cache
+
+    def watched(cache, **kwargs):
+        calls.append(real(cache, **kwargs))
+        return calls[-1]
+
+    monkeypatch.setattr(decoding, "preallocate_cache", watched)
+    return calls
+
+
+def _greedy(model, prompts, *, n, max_new_tokens=8, eos_ids=(-1,), pad_id=0):
+    return sample_responses(model, prompts, n=n, max_new_tokens=max_new_tokens, eos_ids=list(eos_ids), pad_id=pad_id,
+                            temperature=0.0)
+
+
+def test_buffered_greedy_matches_plain_cache_and_generate(tiny, monkeypatch) -> None:
+    tok, model = tiny
+    prompts = _mixed_prompts(tok)
+    with monkeypatch.context() as patch:
+        calls = _watch_preallocation(patch)
+        buffered = _greedy(model, prompts, n=2)
+    assert calls == [True], "a Llama's cache should decode in preallocated buffers"
+    with monkeypatch.context() as patch:
+        _plain_cache_path(patch)
+        plain = _greedy(model, prompts, n=2)
+    assert buffered.tokens == plain.tokens
+    for a, b in zip(buffered.logprobs, plain.logprobs):
+        assert float((a - b).abs().max()) < 1e-4 * max(1.0, float(b.abs().max()))
+    # An independent reference: transformers' generate on the same left-padded batch.
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[0] * (width - len(p)) + p for p in prompts])
+    mask = (torch.arange(width)[None, :] >= torch.tensor([width - len(p) for p in prompts])[:, None]).long()
+    with torch.no_grad():
+        generated = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=8,
+                                   min_new_tokens=8, pad_token_id=0, eos_token_id=None)
+    expected = generated[:, width:].tolist()
+    assert buffered.tokens == [row for row in expected for _ in range(2)]
+
+
+def test_buffered_logprobs_match_a_full_forward(tiny) -> None:
+    tok, model = tiny
+    prompts = _mixed_prompts(tok)
+    torch.manual_seed(3)
+    sampled = sample_responses(model, prompts, n=3, max_new_tokens=12, eos_ids=[-1], pad_id=0, temperature=1.0)
+    assert len(sampled.tokens) == 9
+    for row, (tokens, recorded) in enumerate(zip(sampled.tokens, sampled.logprobs)):
+        logits = _full_forward_logits(model, prompts[row // 3], tokens)
+        expected = torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(tokens)[:, None]).squeeze(-1)
+        # Log-probs here are ~11 nats (a random model over 49K tokens); float32 agrees to ~1e-5 of that.
+        assert float((recorded - expected).abs().max()) < 1e-4 * float(expected.abs().max())
+
+
+def test_seeded_sampling_is_unchanged_by_the_buffers(tiny, monkeypatch) -> None:
+    tok, model = tiny
+    prompts = _mixed_prompts(tok)
+    seeds = list(range(100, 106))
+
+    def draw():
+        return sample_responses(model, prompts, n=2, max_new_tokens=10, eos_ids=[-1], pad_id=0, temperature=1.0,
+                                top_p=0.9, seeds=seeds)
+
+    buffered = draw()
+    with monkeypatch.context() as patch:
+        _plain_cache_path(patch)
+        plain = draw()
+    assert buffered.tokens == plain.tokens
+    for a, b in zip(buffered.logprobs, plain.logprobs):
+        assert float((a - b).abs().max()) < 1e-4 * max(1.0, float(b.abs().max()))
+
+
+def test_a_response_stops_at_its_first_eos(tiny) -> None:
+    tok, model = tiny
+    prompts = _mixed_prompts(tok)
+    free = _greedy(model, prompts, n=1, max_new_tokens=8)
+    # The third token of the second prompt's greedy response becomes the stop token.
+    stop = free.tokens[1][2]
+    stopped = _greedy(model, prompts, n=1, max_new_tokens=8, eos_ids=[stop], pad_id=0)
+    for free_tokens, tokens, truncated, logprobs in zip(free.tokens, stopped.tokens, stopped.truncated,
+                                                        stopped.logprobs):
+        end = free_tokens.index(stop) + 1 if stop in free_tokens else None
+        assert tokens == free_tokens[:end]
+        assert truncated == (end is None)
+        assert logprobs.shape == (len(tokens),)
+    assert stopped.tokens[1][-1] == stop and len(stopped.tokens[1]) <= 3
+
+
+def test_caches_it_cannot_hold_fall_back_to_transformers(monkeypatch) -> None:
+    from transformers import MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(0)
+    config = MistralConfig(vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, sliding_window=4,
+                           attn_implementation="sdpa")
+    model = MistralForCausalLM(config).eval()
+    prompts = [[5, 6, 7, 8, 9, 10], [11, 12, 13]]
+    calls = _watch_preallocation(monkeypatch)
+    sampled = _greedy(model, prompts, n=2, max_new_tokens=6)
+    assert calls == [False], "a sliding-window cache must keep transformers' own layers"
+    ids = torch.tensor([prompts[0], [0, 0, 0] + prompts[1]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        generated = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=6,
+                                   min_new_tokens=6, pad_token_id=0, eos_token_id=None)
+    assert sampled.tokens == [row for row in generated[:, 6:].tolist() for _ in range(2)]

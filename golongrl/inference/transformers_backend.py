@@ -98,11 +98,15 @@ def sample_responses(model: Any, prompt_ids: Sequence[Sequence[int]], *, n: int,
     the distribution sampled from is exactly :func:`sampling_logprobs` (the model's
     ``generation_config`` plays no part) and only one log-prob per token is kept, never the
     [B, T, V] logits. Each prompt is prefilled once, with the LM head on its last position only,
-    and its cache repeated for its ``n`` responses. ``temperature == 0`` is greedy (log-probs of
+    and its cache repeated for its ``n`` responses into buffers sized for the whole rollout
+    (:func:`~golongrl.inference.decoding.preallocate_cache`), so a step writes only its new
+    keys and values. ``temperature == 0`` is greedy (log-probs of
     the untempered distribution). Draws from torch's global RNG (seed it to reproduce), or, with
     ``seeds`` (one per response, prompt-major), each response from its own generator.
     """
     import torch
+
+    from .decoding import preallocate_cache
 
     if not prompt_ids or any(len(p) == 0 for p in prompt_ids):
         raise ValueError("sample_responses needs at least one prompt and no empty prompt")
@@ -123,7 +127,9 @@ def sample_responses(model: Any, prompt_ids: Sequence[Sequence[int]], *, n: int,
     with torch.inference_mode():
         out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
         cache = out.past_key_values
-        if n > 1:
+        # In-place KV buffers sized for the whole rollout (no per-step copy of the cache); caches
+        # it cannot hold (sliding-window, linear-attention, ...) decode through transformers' own.
+        if not preallocate_cache(cache, repeats=n, capacity=width + max_new_tokens) and n > 1:
             cache.batch_repeat_interleave(n)
         logits = out.logits[:, -1].repeat_interleave(n, 0)
         mask = mask.repeat_interleave(n, 0)
