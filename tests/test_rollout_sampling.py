@@ -104,7 +104,7 @@ def test_evaluation_backend_uses_the_same_sampler(tiny) -> None:
     assert gen.texts == [tok.decode([t for t in ids if t not in eos], skip_special_tokens=True) for ids in direct.tokens]
 
 
-# --- The decode path: preallocated KV buffers must not change what is sampled ----------------------
+# --- The decode path: preallocated KV buffers and single-query attention change nothing sampled ------
 
 def _mixed_prompts(tok) -> list[list[int]]:
     """Three chat prompts of different lengths, so the batch is left-padded."""
@@ -112,10 +112,13 @@ def _mixed_prompts(tok) -> list[list[int]]:
 
 
 def _plain_cache_path(monkeypatch) -> None:
-    """Make the sampler decode through transformers' own DynamicCache (the path before buffers)."""
+    """Make the sampler decode as before the fast path: transformers' own DynamicCache and SDPA."""
+    import contextlib
+
     from golongrl.inference import decoding
 
     monkeypatch.setattr(decoding, "preallocate_cache", lambda cache, **_: False)
+    monkeypatch.setattr(decoding, "single_query_decoding", lambda model: contextlib.nullcontext())
 
 
 def _watch_preallocation(monkeypatch) -> list[bool]:
@@ -133,18 +136,37 @@ def _watch_preallocation(monkeypatch) -> list[bool]:
     return calls
 
 
+def _watch_decode_attention(monkeypatch) -> list[int]:
+    """The query length of every call the sampler makes to the single-query attention."""
+    from golongrl.inference import decoding
+
+    lengths: list[int] = []
+    real = decoding.single_query_attention
+
+    def watched(module, query, *args, **kwargs):
+        lengths.append(query.shape[2])
+        return real(module, query, *args, **kwargs)
+
+    monkeypatch.setattr(decoding, "single_query_attention", watched)
+    return lengths
+
+
 def _greedy(model, prompts, *, n, max_new_tokens=8, eos_ids=(-1,), pad_id=0):
     return sample_responses(model, prompts, n=n, max_new_tokens=max_new_tokens, eos_ids=list(eos_ids), pad_id=pad_id,
                             temperature=0.0)
 
 
-def test_buffered_greedy_matches_plain_cache_and_generate(tiny, monkeypatch) -> None:
+def test_fast_decode_greedy_matches_plain_cache_and_generate(tiny, monkeypatch) -> None:
     tok, model = tiny
     prompts = _mixed_prompts(tok)
     with monkeypatch.context() as patch:
         calls = _watch_preallocation(patch)
+        query_lengths = _watch_decode_attention(patch)
         buffered = _greedy(model, prompts, n=2)
     assert calls == [True], "a Llama's cache should decode in preallocated buffers"
+    # Two layers: the prefill (through SDPA), then 7 single-query decode steps.
+    assert query_lengths == [max(len(p) for p in prompts)] * 2 + [1] * 14
+    assert model.config._attn_implementation == "sdpa"
     with monkeypatch.context() as patch:
         _plain_cache_path(patch)
         plain = _greedy(model, prompts, n=2)
@@ -162,7 +184,7 @@ def test_buffered_greedy_matches_plain_cache_and_generate(tiny, monkeypatch) -> 
     assert buffered.tokens == [row for row in expected for _ in range(2)]
 
 
-def test_buffered_logprobs_match_a_full_forward(tiny) -> None:
+def test_fast_decode_logprobs_match_a_full_forward(tiny) -> None:
     tok, model = tiny
     prompts = _mixed_prompts(tok)
     torch.manual_seed(3)
@@ -175,7 +197,7 @@ def test_buffered_logprobs_match_a_full_forward(tiny) -> None:
         assert float((recorded - expected).abs().max()) < 1e-4 * float(expected.abs().max())
 
 
-def test_seeded_sampling_is_unchanged_by_the_buffers(tiny, monkeypatch) -> None:
+def test_seeded_sampling_is_unchanged_by_the_fast_decode(tiny, monkeypatch) -> None:
     tok, model = tiny
     prompts = _mixed_prompts(tok)
     seeds = list(range(100, 106))
@@ -227,3 +249,42 @@ def test_caches_it_cannot_hold_fall_back_to_transformers(monkeypatch) -> None:
         generated = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=6,
                                    min_new_tokens=6, pad_token_id=0, eos_token_id=None)
     assert sampled.tokens == [row for row in generated[:, 6:].tolist() for _ in range(2)]
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_single_query_attention_equals_sdpa(padded: bool) -> None:
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.masking_utils import sdpa_mask
+
+    from golongrl.inference.decoding import single_query_attention
+
+    torch.manual_seed(0)
+    batch, heads, kv_heads, length, dim = 3, 6, 2, 37, 16
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal = heads // kv_heads, True
+    # Keys/values as the preallocated buffer hands them out: views of a longer buffer.
+    key = torch.randn(batch, kv_heads, length + 5, dim)[:, :, :length]
+    value = torch.randn(batch, kv_heads, length + 5, dim)[:, :, :length]
+    query = torch.randn(batch, heads, 1, dim)
+    padding = torch.ones(batch, length, dtype=torch.bool)
+    if padded:
+        padding[0, :11] = False
+        padding[2, :30] = False
+    mask = sdpa_mask(batch_size=batch, q_length=1, kv_length=length, q_offset=length - 1, attention_mask=padding)
+    assert (mask is not None) == padded
+    expected, _ = sdpa_attention_forward(module, query, key, value, mask, scaling=0.3)
+    got, _ = single_query_attention(module, query, key, value, mask, scaling=0.3)
+    assert got.shape == expected.shape == (batch, 1, heads, dim)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
+
+
+def test_the_attention_implementation_is_restored_after_an_error(tiny) -> None:
+    from golongrl.inference.decoding import DECODE_ATTENTION, single_query_decoding
+
+    _, model = tiny
+    assert model.config._attn_implementation == "sdpa"
+    with pytest.raises(RuntimeError, match="inside"):
+        with single_query_decoding(model):
+            assert model.config._attn_implementation == DECODE_ATTENTION
+            raise RuntimeError("inside")
+    assert model.config._attn_implementation == "sdpa"

@@ -5,10 +5,16 @@ copies the whole cache every step (64 % of a decode step at 24 rows x 1K context
 :func:`preallocate_cache` moves a prefilled cache into buffers with room for the whole rollout,
 written in place. Only full-attention ``DynamicLayer`` caches are moved; anything else (sliding
 window, linear attention, quantized or offloaded caches) keeps transformers' own layers.
+
+SDPA's CPU kernel is slow for a single query (it re-reads K and V per head, and with a padding
+mask first copies them once per query head): :func:`single_query_decoding` swaps in
+:func:`single_query_attention`, which reads them once, for the sampler's decode steps.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -92,3 +98,66 @@ def preallocate_cache(cache: Any, *, repeats: int, capacity: int) -> bool:
     cache.layers = [PreallocatedLayer(layer.keys, layer.values, repeats=repeats, capacity=capacity)
                     for layer in cache.layers]
     return True
+
+
+#: The name under which :func:`single_query_attention` is registered with transformers.
+DECODE_ATTENTION = "golongrl_single_query"
+
+
+def single_query_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                           attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
+                           is_causal: bool | None = None, **kwargs: Any) -> tuple[torch.Tensor, None]:
+    """transformers' SDPA attention, computed for one query position per row as two grouped matmuls.
+
+    ``query`` [B, H, 1, D] is viewed as [B, Hkv, G, D] (query head ``h`` reads key head
+    ``h // G``, as SDPA's grouped-query expansion does) and multiplied by ``key`` [B, Hkv, L, D]
+    directly, so K and V are each read once per step; SDPA's CPU flash kernel re-reads them per
+    head and, with a padding mask, first copies them G times. The scores are scaled, masked
+    (``attention_mask``: SDPA's boolean mask, True = attend, or an additive float mask) and
+    softmaxed in float32. Anything else (a prefill, dropout) goes to SDPA unchanged.
+    """
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    batch, heads, q_length, head_dim = query.shape
+    kv_heads = key.shape[1]
+    if q_length != 1 or (dropout and module.training) or heads % kv_heads:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      is_causal=is_causal, **kwargs)
+    scale = head_dim ** -0.5 if scaling is None else scaling
+    grouped = query.view(batch, kv_heads, heads // kv_heads, head_dim)
+    scores = torch.matmul(grouped, key.transpose(-1, -2)).float() * scale  # [B, Hkv, G, L]
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:
+            scores = scores.masked_fill(attention_mask.logical_not(), float("-inf"))
+        else:
+            scores = scores + attention_mask.float()
+    probs = torch.softmax(scores, dim=-1).to(value.dtype)
+    output = torch.matmul(probs, value)  # [B, Hkv, G, D]
+    return output.reshape(batch, 1, heads, value.shape[-1]), None
+
+
+@contextlib.contextmanager
+def single_query_decoding(model: Any) -> Iterator[None]:
+    """Run ``model`` with :func:`single_query_attention` inside the block, restoring its attention
+    implementation afterwards (also on error).
+
+    Switched only where it was measured to beat SDPA (``benchmarks/rollout.py``): a float32 model
+    on the CPU whose attention is SDPA and whose config has no sub-configs (one implementation
+    to swap and restore). Everything else runs unchanged.
+    """
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    config = model.config
+    parameter = next(model.parameters())
+    if (config._attn_implementation != "sdpa" or getattr(config, "sub_configs", None)
+            or parameter.device.type != "cpu" or parameter.dtype != torch.float32):
+        yield
+        return
+    AttentionInterface.register(DECODE_ATTENTION, single_query_attention)
+    AttentionMaskInterface.register(DECODE_ATTENTION, sdpa_mask)  # the very masks SDPA gets
+    config._attn_implementation_internal = DECODE_ATTENTION
+    try:
+        yield
+    finally:
+        config._attn_implementation_internal = "sdpa"

@@ -100,13 +100,14 @@ def sample_responses(model: Any, prompt_ids: Sequence[Sequence[int]], *, n: int,
     [B, T, V] logits. Each prompt is prefilled once, with the LM head on its last position only,
     and its cache repeated for its ``n`` responses into buffers sized for the whole rollout
     (:func:`~golongrl.inference.decoding.preallocate_cache`), so a step writes only its new
-    keys and values. ``temperature == 0`` is greedy (log-probs of
-    the untempered distribution). Draws from torch's global RNG (seed it to reproduce), or, with
+    keys and values, and each decode step's attention reads K and V once
+    (:func:`~golongrl.inference.decoding.single_query_decoding`). ``temperature == 0`` is
+    greedy (log-probs of the untempered distribution). Draws from torch's global RNG (seed it to reproduce), or, with
     ``seeds`` (one per response, prompt-major), each response from its own generator.
     """
     import torch
 
-    from .decoding import preallocate_cache
+    from .decoding import preallocate_cache, single_query_decoding
 
     if not prompt_ids or any(len(p) == 0 for p in prompt_ids):
         raise ValueError("sample_responses needs at least one prompt and no empty prompt")
@@ -124,7 +125,7 @@ def sample_responses(model: Any, prompt_ids: Sequence[Sequence[int]], *, n: int,
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     eos = torch.tensor(list(eos_ids), dtype=torch.long, device=device)
     tokens, logprobs = [], []
-    with torch.inference_mode():
+    with torch.inference_mode(), single_query_decoding(model):
         out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
         cache = out.past_key_values
         # In-place KV buffers sized for the whole rollout (no per-step copy of the cache); caches
