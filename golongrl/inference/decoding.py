@@ -120,7 +120,7 @@ def single_query_attention(module: torch.nn.Module, query: torch.Tensor, key: to
 
     batch, heads, q_length, head_dim = query.shape
     kv_heads = key.shape[1]
-    if q_length != 1 or (dropout and module.training) or heads % kv_heads:
+    if q_length != 1 or dropout > 0 or heads % kv_heads:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
     scale = head_dim ** -0.5 if scaling is None else scaling
