@@ -2,10 +2,10 @@
 
 For each prompt length and decode batch (``n`` = 8 rollouts per prompt, so a decode batch of B
 rows prefills B / 8 prompts once, as the trainer does), golongrl's sampler
-(``sample_responses``) runs twice on the same prompts: with one new token (prefill, the LM head
-on the last position only, and the copy into the KV buffers) and with ``--decode-tokens`` new
-tokens; the difference is ``--decode-tokens - 1`` decode steps of B rows. Each is printed beside
-the bound the machine allows, both measured in the same run:
+(``sample_responses``) draws ``--decode-tokens`` tokens per row; forward hooks time its prefill
+forward (the LM head on the last position only) and its decode steps (median interval between
+decode forwards: the forward of B rows plus the sampling). Each is printed beside the bound the
+machine allows, both measured in the same run:
 
 * prefill bound = measured fp32 matmul peak / FLOPs per prompt token (2 x non-embedding
   parameters + causal attention 2 x layers x context x hidden);
@@ -29,6 +29,7 @@ the same architecture at random init (speed does not depend on the values).
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -74,12 +75,27 @@ def memory_bandwidth(seconds: float = 1.0) -> float:
     return x.numel() * 4 * reps / (time.perf_counter() - start)
 
 
-def timed_sample(model: torch.nn.Module, prompts: list[list[int]], n: int, new_tokens: int) -> float:
+def timed_sample(model: torch.nn.Module, prompts: list[list[int]], n: int, new_tokens: int) -> tuple[float, float, float]:
+    """(total s, prefill forward s, median decode step s) of one ``sample_responses`` call.
+
+    Forward hooks stamp every forward's start: a decode step is the interval between two decode
+    forwards' starts (the forward plus the sampling after it); the median keeps a step that
+    another process interrupted from skewing it."""
     from golongrl.inference.transformers_backend import sample_responses
 
-    start = time.perf_counter()
-    sample_responses(model, prompts, n=n, max_new_tokens=new_tokens, eos_ids=[-1], pad_id=0, temperature=1.0)
-    return time.perf_counter() - start
+    starts: list[float] = []
+    ends: list[float] = []
+    hooks = [model.register_forward_pre_hook(lambda *_: starts.append(time.perf_counter())),
+             model.register_forward_hook(lambda *_: ends.append(time.perf_counter()))]
+    try:
+        start = time.perf_counter()
+        sample_responses(model, prompts, n=n, max_new_tokens=new_tokens, eos_ids=[-1], pad_id=0, temperature=1.0)
+        total = time.perf_counter() - start
+    finally:
+        for hook in hooks:
+            hook.remove()
+    steps = [b - a for a, b in zip(starts[1:], starts[2:])]
+    return total, ends[0] - starts[0], statistics.median(steps) if steps else float("nan")
 
 
 def main() -> None:
@@ -92,8 +108,8 @@ def main() -> None:
     ap.add_argument("--weights", choices=["auto", "real", "random"], default="auto")
     ap.add_argument("--no-generate", action="store_true", help="skip the plain generate() baseline")
     args = ap.parse_args()
-    if args.decode_tokens < 2:
-        ap.error("--decode-tokens must be at least 2 (one prefill token, then decode steps)")
+    if args.decode_tokens < 4:
+        ap.error("--decode-tokens must be at least 4 (a prefill, then decode steps to time)")
 
     weights = args.weights
     if weights == "auto":
@@ -118,7 +134,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     gen = torch.Generator().manual_seed(0)
-    timed_sample(model, [[100] * 16], args.n, 2)  # first-call allocations out of the first row's timing
+    timed_sample(model, [[100] * 16], args.n, 4)  # first-call allocations out of the first row's timing
     for length in (int(x) for x in args.prompts.split(",")):
         for rows in (int(x) for x in args.batches.split(",")):
             groups = max(1, rows // args.n)
@@ -128,10 +144,7 @@ def main() -> None:
                 lengths = torch.randint(length // 2, length + 1, (groups,), generator=gen).tolist()
                 lengths[0] = length
             prompts = [torch.randint(100, cfg.vocab_size, (k,), generator=gen).tolist() for k in lengths]
-            prefill_s = timed_sample(model, prompts, args.n, 1)
-            total_s = timed_sample(model, prompts, args.n, args.decode_tokens)
-            steps = args.decode_tokens - 1
-            step_s = max(total_s - prefill_s, 1e-9) / steps
+            total_s, prefill_s, step_s = timed_sample(model, prompts, args.n, args.decode_tokens)
             prompt_tokens = sum(lengths)
             prefill_tps = prompt_tokens / prefill_s
             attention_flops = 2 * cfg.num_hidden_layers * cfg.hidden_size * sum(k * k for k in lengths)
