@@ -148,9 +148,9 @@ def single_query_decoding(model: Any) -> Iterator[None]:
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-    config = model.config
+    config = getattr(model, "config", None)
     parameter = next(model.parameters())
-    if (config._attn_implementation != "sdpa" or getattr(config, "sub_configs", None)
+    if (getattr(config, "_attn_implementation", None) != "sdpa" or getattr(config, "sub_configs", None)
             or parameter.device.type != "cpu" or parameter.dtype != torch.float32):
         yield
         return
