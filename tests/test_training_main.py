@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import zlib
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -14,7 +15,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 from training_fixtures import REPO, write_dataset  # noqa: E402
 
 
-def test_main_quick_writes_a_complete_report(tmp_path: Path) -> None:
+def _graded_by_prompt(items: list, **_: object) -> list:
+    """A deterministic reward in {0, .25, ..., 1} of the response and the prompt's gold answer."""
+    from golongrl.rewards import ScoreResult
+
+    return [ScoreResult(score=(zlib.crc32((it.solution_str + json.dumps(it.ground_truth)).encode()) % 5) / 4,
+                        task="fake", reason=None) for it in items]
+
+
+def test_main_quick_writes_a_complete_report(tmp_path: Path, monkeypatch) -> None:
     # Pre-built rows stand in for the default corpus build (over a minute on 2 cores; the data
     # pipeline's own tests cover it); everything after the build is the real main job.
     train = write_dataset(tmp_path / "train.jsonl", per_task=3)
@@ -23,34 +32,84 @@ def test_main_quick_writes_a_complete_report(tmp_path: Path) -> None:
     args = ["main", "--config", str(REPO / "configs" / "tiny-test.yaml"), "--output", str(run), "--quick",
             "--set", "data.build_config=null", "--set", f"data.train_files=[{train}]",
             "--set", f"data.eval_files=[{held_out}]", "--set", "rollout.max_new_tokens=8",
-            "--set", "evaluation.max_new_tokens=8", "--set", "data.calibration_samples=2"]
+            "--set", "evaluation.max_new_tokens=8", "--set", "data.calibration_samples=2",
+            # The held-out curve on the 3 shortest held-out prompts (one per task) at steps 0, 1, 2.
+            "--set", "evaluation.curve_rows=3", "--set", "evaluation.every_steps=1"]
+    # A random tiny model scores zero under the real rewards; graded fake rewards give the
+    # calibration and training spread, and the evaluations scores that differ between prompts.
+    import golongrl.evaluation.policy as policy
+    from training_fixtures import use_fake_reward
+
+    use_fake_reward(monkeypatch)
+    monkeypatch.setattr(policy, "score_batch", _graded_by_prompt)
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = (run / "report.md").read_text()
-    for section in ("## Held-out reward per task", "## Training", "## Plots", "## Timings", "## Config"):
+    for section in ("## Held-out reward, paired before/after", "## Held-out reward by context length",
+                    "## Held-out curve", "## Training", "## Plots", "## Timings", "## Config"):
         assert section in report
     for task in ("precise_retrieval", "comprehension", "numerical_reasoning"):
         assert f"| {task} | 2 |" in report
+    assert "| **all (pooled)** | 6 |" in report and "| **all (task-balanced)** | 6 |" in report
+    assert "**Target met**" in report or "**Target not met**" in report
+    assert "| ≤1K | 6 |" in report  # the fixture's prompts are ~100 tokens
     assert "Did not move" in report or "Moved beyond noise" in report
-    for png in ("task_reward", "rate_adv", "rate_num", "diagnostics", "eval_before_after"):
+    for png in ("task_reward", "rate_adv", "rate_num", "diagnostics", "eval_before_after", "heldout_curve"):
         assert (run / "plots" / f"{png}.png").stat().st_size > 1000
         assert f"plots/{png}.png" in report
     timings = json.loads((run / "timings.json").read_text())
     assert {"eval_before_s", "train_s", "eval_after_s", "total_s"} <= set(timings)
     before = json.loads((run / "eval" / "before.json").read_text())
     assert set(before["per_task"]) == {"precise_retrieval", "comprehension", "numerical_reasoning"}
-    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    paired = json.loads((run / "eval" / "paired.json").read_text())
+    assert paired["pooled"]["n"] == 6 and set(paired["per_task"]) == set(before["per_task"])
+
+    # The curve: step 0 from the before-evaluation's scores, then a point after every step.
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in metrics] == [0, 1, 2]
+    curve_keys = {f"heldout/{t}" for t in before["per_task"]} | {"heldout/overall"}
+    assert all(curve_keys <= set(row) for row in metrics)
+    assert set(metrics[0]) == curve_keys | {"step"}  # the base point carries nothing else
+    before_rows = [json.loads(line) for line in (run / "eval" / "before.jsonl").read_text().splitlines()]
+    shortest = {}
+    for row in before_rows:  # each task's shortest held-out prompt
+        if row["task"] not in shortest or row["prompt_tokens"] < shortest[row["task"]]["prompt_tokens"]:
+            shortest[row["task"]] = row
+    for task, row in shortest.items():
+        assert metrics[0][f"heldout/{task}"] == row["score"]
+    assert len({row["score"] for row in before_rows}) > 1  # the fake reward spreads the scores
+    for step in (1, 2):
+        points = [json.loads(line) for line in (run / "eval" / f"curve-step-{step}.jsonl").read_text().splitlines()]
+        assert {p["prompt_id"] for p in points} == {r["prompt_id"] for r in shortest.values()}
+        assert metrics[step]["heldout/overall"] == sum(p["score"] for p in points) / 3
+    assert "| 0 |" in report.split("## Held-out curve")[1].split("##")[0]
     assert (run / "final" / "config.json").is_file()
-    # The difficulty filter ran; a random model never scores, so it kept nothing and training
-    # fell back to every row (the report says so).
+    # The difficulty filter ran (the report says what it kept).
     calibration = json.loads((run / "data" / "calibration.json").read_text())
     assert calibration["prompts"] == 9 and calibration["samples"] == 2
     assert "Difficulty filter:" in report
 
-    # Rerunning resumes: nothing left to train, finished evaluations are reused.
-    again = CliRunner().invoke(app, args)
-    assert again.exit_code == 0, again.output
+    # Rerunning resumes. Here the run is made to look killed after step 1 (step 2's checkpoint
+    # and metrics lost, its curve point and the evaluations already written): the resume trains
+    # step 2 again, keeps the logged curve points and re-evaluates nothing.
+    import shutil
+
+    import golongrl.training.main_job as main_job
+
+    shutil.rmtree(run / "checkpoints" / "step-000002")
+    (run / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in metrics[:2]))
+
+    def no_generation(*_: object, **__: object) -> None:
+        raise AssertionError("a finished evaluation was run again")
+
+    monkeypatch.setattr(main_job, "evaluate_policy", no_generation)
+    resumed = CliRunner().invoke(app, args)
+    assert resumed.exit_code == 0, resumed.output
     assert json.loads((run / "eval" / "before.json").read_text()) == before
+    again_metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in again_metrics] == [0, 1, 2]
+    assert again_metrics[:2] == metrics[:2]
+    assert {k: again_metrics[2][k] for k in curve_keys} == {k: metrics[2][k] for k in curve_keys}
 
 
 def test_readme_train_command_works_as_written(tmp_path: Path, monkeypatch) -> None:
