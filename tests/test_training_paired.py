@@ -95,9 +95,28 @@ def test_analyse_pairs_by_prompt_identity_not_order() -> None:
     assert res.pooled.n == 4 and res.pooled.mean_diff == 0.5
     # diffs 0, 1, 0, 1: variance 1/3, SE = sqrt(1/12)
     assert res.pooled.se == pytest.approx(math.sqrt(1 / 12), rel=1e-12)
-    assert list(res.by_length) == ["≤1K", "2K-4K"]
+    assert res.length_basis == "prompt" and list(res.by_length) == ["≤1K", "2K-4K"]
     assert res.by_length["≤1K"].n == 2 and res.by_length["2K-4K"].n == 2
+    assert res.length_tokens == {"≤1K": (500, 700), "2K-4K": (3000, 3500)}
     assert res.to_dict()["unpaired"] == {"before": 1, "after": 1}
+
+
+def test_lengths_use_the_datasets_nominal_context_length_when_every_row_has_one() -> None:
+    # Real rows: context_tokens lands a few tokens either side of the nominal target (1028 for
+    # 1K), and the prompt adds the template; grouping by the target keeps 1K prompts together.
+    def row(pid: str, target: int, tokens: int, score: float) -> dict:
+        return {**_row("a", 0, score, tokens, pid), "target_tokens": target}
+
+    before = [row("x", 4096, 4230, 0.0), row("y", 512, 610, 0.0), row("z", 1024, 1130, 0.0), row("w", 1024, 1101, 1.0)]
+    after = [row("x", 4096, 4230, 1.0), row("y", 512, 610, 1.0), row("z", 1024, 1130, 1.0), row("w", 1024, 1101, 1.0)]
+    res = analyse(before, after)
+    assert res.length_basis == "target" and list(res.by_length) == ["512", "1K", "4K"]
+    assert res.by_length["1K"].n == 2 and res.by_length["1K"].mean_diff == 0.5
+    assert res.length_tokens["1K"] == (1101, 1130)
+    assert res.to_dict()["by_length"]["4K"]["prompt_tokens"] == [4230, 4230]
+    # One row without a target: every row falls back to prompt-token buckets.
+    res = analyse(before + [_row("a", 5, 0.0, 900, "v")], after + [_row("a", 5, 0.0, 900, "v")])
+    assert res.length_basis == "prompt" and list(res.by_length) == ["≤1K", "1K-2K", "4K-8K"]
 
 
 def test_analyse_falls_back_to_task_and_index_and_refuses_duplicates() -> None:
@@ -145,7 +164,7 @@ def test_report_sections_show_the_paired_and_length_tables(tmp_path: Path) -> No
     assert "| b | 3 | 0.500 | 0.500 | +0.000 | 0.000 | +0.00 | flat (all equal) |" in text
     assert "| **all (pooled)** | 7 |" in text and "| **all (task-balanced)** | 7 |" in text
     assert "**Target not met**" in text and "1 of 2 task types up (a)" in text
-    assert "| ≤1K | 4 |" in text and "| 2K-4K | 3 |" in text
+    assert "| ≤1K | 500-503 | 4 |" in text and "| 2K-4K | 3000 | 3 |" in text
     assert "the longest training prompt had 1000 tokens" in text
     curve = "\n".join(curve_section({0: {"overall": 0.1, "a": 0.0}, 2: {"overall": 0.3, "a": 0.5}}, prompts=4, every=2))
     assert "| step | overall | a |" in curve and "| 2 | 0.300 | 0.500 |" in curve

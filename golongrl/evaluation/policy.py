@@ -112,7 +112,8 @@ def evaluate_policy(backend: InferenceBackend, rows: Sequence[dict[str, Any]], *
     Rows whose chat prompt exceeds ``max_prompt_tokens`` (needs ``tokenizer``) are dropped and
     counted, never truncated. ``output``: a JSONL file (written atomically) with one line per
     prompt: index, prompt_id (:func:`prompt_id`, what pairs two evaluations), task,
-    prompt_tokens (null without ``tokenizer``), context_tokens (the dataset's, if any), score,
+    prompt_tokens (null without ``tokenizer``), context_tokens and target_tokens (the dataset's
+    actual and nominal context length, if it has them), score,
     per-sample scores, reasons and responses.
     """
     from golongrl.inference.transformers_backend import encode_prompt
@@ -142,6 +143,7 @@ def evaluate_policy(backend: InferenceBackend, rows: Sequence[dict[str, Any]], *
                 reasons[r.reason] += 1
         out_rows.append({"index": info.get("index", i), "prompt_id": prompt_id(row), "task": task,
                          "prompt_tokens": tokens, "context_tokens": info.get("context_tokens"),
+                         "target_tokens": info.get("target_tokens"),
                          "score": score, "scores": [r.score for r in res], "reasons": [r.reason for r in res],
                          "responses": gen.texts})
     per_task = {t: sum(v) / len(v) for t, v in sorted(by_task.items())}

@@ -7,7 +7,8 @@ prompt-to-prompt spread in difficulty, which dominates unpaired standard errors.
 
 A change counts when ``|z| = |mean difference| / SE`` exceeds :data:`Z_MOVED` (the "2 SE" of
 issue 12). Results are given per task, pooled over all prompts, task-balanced (each task
-weighs the same however many prompts it has) and per context-length bucket.
+weighs the same however many prompts it has) and per context length (the dataset's nominal
+``target_tokens`` when every row has one, else buckets of prompt tokens).
 
 Pure functions over the per-prompt rows :func:`golongrl.evaluation.policy.evaluate_policy`
 writes (``before.jsonl`` / ``after-step-N.jsonl``); :func:`read_eval_rows` loads them.
@@ -133,14 +134,16 @@ def prompt_key(row: Mapping[str, Any]) -> str:
     return f"{row.get('task')}#{row.get('index')}"
 
 
+def _tokens(row: Mapping[str, Any], key: str) -> int | None:
+    value = row.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def prompt_length(row: Mapping[str, Any]) -> int | None:
     """Tokens of the prompt as the model saw it (``prompt_tokens``), else the dataset's
     ``context_tokens``; None when the row has neither."""
-    for key in ("prompt_tokens", "context_tokens"):
-        value = row.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-    return None
+    tokens = _tokens(row, "prompt_tokens")
+    return tokens if tokens is not None else _tokens(row, "context_tokens")
 
 
 def _k(tokens: int) -> str:
@@ -164,18 +167,36 @@ def _bucket_order(label: str) -> int:
     return labels.index(label)
 
 
+@dataclass(frozen=True)
+class Pair:
+    """One prompt scored in both evaluations."""
+
+    key: str
+    task: str
+    before: float
+    after: float
+    target_tokens: int | None
+    """The dataset's nominal context length (``extra_info.target_tokens``), if it has one."""
+    prompt_tokens: int | None
+    """:func:`prompt_length` of the prompt."""
+
+
 @dataclass
 class PairedAnalysis:
-    """Paired before/after per task, overall (pooled and task-balanced) and per length bucket."""
+    """Paired before/after per task, overall (pooled and task-balanced) and per context length."""
 
     per_task: dict[str, PairedStats]
     pooled: PairedStats
     balanced: PairedStats
     by_length: dict[str, PairedStats]
+    """Per context length, shortest first: the dataset's nominal lengths when every pair has one
+    (``length_basis == "target"``), else power-of-two buckets of prompt tokens (``"prompt"``)."""
+    length_basis: str = "prompt"
+    length_tokens: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Smallest and largest prompt tokens in each length group (groups with known lengths)."""
     unpaired_before: int = 0
     unpaired_after: int = 0
-    pairs: list[tuple[str, str, int | None, float, float]] = field(default_factory=list)
-    """``(key, task, prompt tokens, before, after)`` of every pair, in before's order."""
+    pairs: list[Pair] = field(default_factory=list)
 
     @property
     def tasks_up(self) -> list[str]:
@@ -207,9 +228,19 @@ class PairedAnalysis:
                                                "met": self.target_met},
                 "pooled": self.pooled.to_dict(), "balanced": self.balanced.to_dict(),
                 "per_task": {t: s.to_dict() for t, s in self.per_task.items()},
-                "by_length": {b: s.to_dict() for b, s in self.by_length.items()},
+                "length_basis": self.length_basis,
+                "by_length": {b: {**s.to_dict(), "prompt_tokens": list(self.length_tokens.get(b, ()))}
+                              for b, s in self.by_length.items()},
                 "tasks_up": self.tasks_up, "tasks_down": self.tasks_down,
                 "unpaired": {"before": self.unpaired_before, "after": self.unpaired_after}}
+
+
+def _group(pairs: Sequence[Pair], label_of: Any, order: Any = None) -> dict[str, PairedStats]:
+    groups: dict[str, list[Pair]] = defaultdict(list)
+    for pair in pairs:
+        groups[label_of(pair)].append(pair)
+    return {label: paired_stats([p.before for p in groups[label]], [p.after for p in groups[label]])
+            for label in sorted(groups, key=order)}
 
 
 def analyse(before_rows: Sequence[Mapping[str, Any]], after_rows: Sequence[Mapping[str, Any]]) -> PairedAnalysis:
@@ -226,26 +257,30 @@ def analyse(before_rows: Sequence[Mapping[str, Any]], after_rows: Sequence[Mappi
             out[key] = row
         return out
 
+    def first(*values: int | None) -> int | None:
+        return next((v for v in values if v is not None), None)
+
     before, after = by_key(before_rows, "before"), by_key(after_rows, "after")
-    pairs = []
-    for key, b in before.items():
-        if key in after:
-            a = after[key]
-            pairs.append((key, str(b.get("task")), prompt_length(b) if prompt_length(b) is not None else prompt_length(a),
-                          float(b["score"]), float(a["score"])))
-    task_scores: dict[str, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
-    length_scores: dict[str, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
-    for _, task, tokens, b_score, a_score in pairs:
-        for groups, label in ((task_scores, task), (length_scores, length_bucket(tokens))):
-            groups[label][0].append(b_score)
-            groups[label][1].append(a_score)
-    per_task = {t: paired_stats(*task_scores[t]) for t in sorted(task_scores)}
-    by_length = {b: paired_stats(*length_scores[b]) for b in sorted(length_scores, key=_bucket_order)}
-    return PairedAnalysis(per_task=per_task,
-                          pooled=paired_stats([p[3] for p in pairs], [p[4] for p in pairs]),
-                          balanced=balanced_stats(per_task), by_length=by_length,
-                          unpaired_before=len(before) - len(pairs), unpaired_after=len(after) - len(pairs),
-                          pairs=pairs)
+    pairs = [Pair(key=key, task=str(b.get("task")), before=float(b["score"]), after=float(after[key]["score"]),
+                  target_tokens=first(_tokens(b, "target_tokens"), _tokens(after[key], "target_tokens")),
+                  prompt_tokens=first(prompt_length(b), prompt_length(after[key])))
+             for key, b in before.items() if key in after]
+    per_task = _group(pairs, lambda p: p.task)
+    if pairs and all(p.target_tokens is not None for p in pairs):
+        basis, label_of = "target", lambda p: _k(p.target_tokens)
+        order = {_k(p.target_tokens): p.target_tokens for p in pairs}.__getitem__
+    else:
+        basis, label_of, order = "prompt", lambda p: length_bucket(p.prompt_tokens), _bucket_order
+    by_length = _group(pairs, label_of, order)
+    ranges: dict[str, tuple[int, int]] = {}
+    for pair in pairs:
+        if pair.prompt_tokens is not None:
+            lo, hi = ranges.get(label_of(pair), (pair.prompt_tokens, pair.prompt_tokens))
+            ranges[label_of(pair)] = (min(lo, pair.prompt_tokens), max(hi, pair.prompt_tokens))
+    return PairedAnalysis(per_task=per_task, pooled=paired_stats([p.before for p in pairs], [p.after for p in pairs]),
+                          balanced=balanced_stats(per_task), by_length=by_length, length_basis=basis,
+                          length_tokens=ranges, unpaired_before=len(before) - len(pairs),
+                          unpaired_after=len(after) - len(pairs), pairs=pairs)
 
 
 def read_eval_rows(path: str | Path) -> list[dict[str, Any]]:
@@ -273,6 +308,6 @@ def fmt_signed(v: float) -> str:
     return "n/a" if math.isnan(v) else f"{v:+.3f}"
 
 
-__all__ = ["LENGTH_EDGES", "TARGET_OVERALL_Z", "TARGET_TASKS_UP", "Z_MOVED", "PairedAnalysis", "PairedStats",
+__all__ = ["LENGTH_EDGES", "TARGET_OVERALL_Z", "TARGET_TASKS_UP", "Z_MOVED", "Pair", "PairedAnalysis", "PairedStats",
            "analyse", "balanced_stats", "fmt_signed", "fmt_z", "length_bucket", "paired_stats", "prompt_key",
            "prompt_length", "read_eval_rows"]

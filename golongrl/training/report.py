@@ -152,7 +152,7 @@ def heldout_curve(history: Sequence[dict[str, Any]]) -> dict[int, dict[str, floa
 def plot_heldout_curve(points: Mapping[int, Mapping[str, float]], path: Path) -> Path:
     """Held-out reward against the training step: one thin line per task, overall thick."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(9.5, 4.5))
     steps = list(points)
     tasks = sorted({t for values in points.values() for t in values} - {"overall"})
     for task in tasks:
@@ -164,8 +164,9 @@ def plot_heldout_curve(points: Mapping[int, Mapping[str, float]], path: Path) ->
     ax.set(title="Held-out reward during training (fixed held-out subset)", xlabel="training step",
            ylabel="held-out reward")
     ax.grid(alpha=0.3)
+    ax.xaxis.get_major_locator().set_params(integer=True)
     if points:
-        ax.legend(fontsize=7, ncol=2, loc="best")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     else:
         ax.text(0.5, 0.5, "no held-out curve points", ha="center", va="center", transform=ax.transAxes)
     return _save(fig, path)
@@ -211,14 +212,18 @@ def paired_section(paired: PairedAnalysis) -> list[str]:
 
 
 def length_section(paired: PairedAnalysis, *, train_max_tokens: int | None = None) -> list[str]:
-    """The paired before/after table by context-length bucket (prompt tokens)."""
+    """The paired before/after table by context length."""
+    basis = ("the dataset's nominal context length (`target_tokens`)" if paired.length_basis == "target" else
+             "buckets of prompt tokens as the model saw them (chat template included)")
     lines = ["## Held-out reward by context length", "",
-             "Prompt tokens as the model saw them (chat template included; the dataset's context tokens "
-             "where the evaluation did not count them), paired before/after as above"
+             f"Grouped by {basis}, paired before/after as above"
              + (f"; the longest training prompt had {train_max_tokens} tokens" if train_max_tokens else "") + ".",
-             "", "| prompt tokens | prompts | before | after | mean change | SE | z | verdict |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
-    lines += [f"| {bucket} | {_stats_cells(st)} |" for bucket, st in paired.by_length.items()]
+             "", "| context length | prompt tokens | prompts | before | after | mean change | SE | z | verdict |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for label, st in paired.by_length.items():
+        lo, hi = paired.length_tokens.get(label, (None, None))
+        span = "n/a" if lo is None else f"{lo}" if lo == hi else f"{lo}-{hi}"
+        lines.append(f"| {label} | {span} | {_stats_cells(st)} |")
     lines.append("")
     return lines
 
