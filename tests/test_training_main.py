@@ -160,8 +160,12 @@ def test_difficulty_filter_keeps_prompts_the_policy_solves_sometimes(tmp_path: P
     assert calibrate_training_rows(model, tok, cfg, tmp_path / "cal", log=lambda _: None) == files
 
 
-def test_heldout_curve_subset_and_schedule(tmp_path: Path) -> None:
+def test_heldout_curve_subset_and_schedule(tmp_path: Path, monkeypatch) -> None:
+    import torch
+
+    import golongrl.training.main_job as main_job
     from golongrl.evaluation.policy import prompt_id
+    from golongrl.training.evaluate import EvalResult
     from golongrl.training.main_job import HeldoutCurve, curve_point
     from training_fixtures import make_row, tiny_config
 
@@ -171,7 +175,7 @@ def test_heldout_curve_subset_and_schedule(tmp_path: Path) -> None:
     before_rows = [{"prompt_id": prompt_id(r), "task": r["extra_info"]["task_type"], "score": 0.25 * i}
                    for i, r in enumerate(rows)]
     cfg = tiny_config(tmp_path / "unused.jsonl", evaluation={"curve_rows": 4, "every_steps": 3})
-    curve = HeldoutCurve(cfg, rows, before_rows, tmp_path, tokenizer=None, total_steps=7)
+    curve = HeldoutCurve(cfg, rows, before_rows, tmp_path, model=None, tokenizer=None, total_steps=7)
     fillers = [(r["extra_info"]["task_type"], r["prompt"][0]["content"].count("harbour office")) for r in curve.rows]
     assert fillers == [("precise_retrieval", 1), ("comprehension", 1), ("numerical_reasoning", 1),
                        ("precise_retrieval", 3)]
@@ -181,8 +185,26 @@ def test_heldout_curve_subset_and_schedule(tmp_path: Path) -> None:
     assert curve(0) == {"heldout/comprehension": 1.0, "heldout/numerical_reasoning": 1.25,
                         "heldout/precise_retrieval": (0.75 + 1.5) / 2, "heldout/overall": (0.75 + 1.0 + 1.25 + 1.5) / 4}
     assert curve_point([]) == {}
+
+    # A later point is an evaluation of the subset; whatever random numbers it draws, training's
+    # torch RNG continues as if it had not run.
+    def drawing_evaluation(model, tokenizer, subset, cfg, out_dir, name, *, progress):
+        torch.rand(100)
+        (out_dir / f"{name}.jsonl").write_text("".join(
+            json.dumps({"prompt_id": prompt_id(r), "task": r["extra_info"]["task_type"], "score": 1.0}) + "\n"
+            for r in subset))
+        return EvalResult(per_task={}, stderr={}, counts={"any": len(subset)}, overall=1.0)
+
+    monkeypatch.setattr(main_job, "run_evaluation", drawing_evaluation)
+    torch.manual_seed(3)
+    point = curve(3)
+    after_point = torch.rand(1)
+    torch.manual_seed(3)
+    assert torch.equal(after_point, torch.rand(1))
+    assert point["heldout/overall"] == 1.0 and set(point) == {
+        "heldout/precise_retrieval", "heldout/comprehension", "heldout/numerical_reasoning", "heldout/overall"}
     no_every = HeldoutCurve(tiny_config(tmp_path / "unused.jsonl", evaluation={"curve_rows": 4}), rows, before_rows,
-                            tmp_path, tokenizer=None, total_steps=7)
+                            tmp_path, model=None, tokenizer=None, total_steps=7)
     assert [s for s in range(8) if no_every.due(s)] == [0, 7]
 
 

@@ -431,8 +431,9 @@ class EvaluationConfig(_Section):
     first, so it stays cheap) evaluated at step 0, every ``every_steps`` steps and at the last
     step, logged as ``heldout/<task>`` and ``heldout/overall`` in ``metrics.jsonl``. 0 = no curve."""
     every_steps: Int = Field(0, ge=0)
-    """Steps between the points of the held-out curve (``curve_rows``); 0 = only step 0 and the
-    last step."""
+    """Evaluate during training every this many steps: verl's ``test_freq``, and the points of the
+    main job's held-out curve (``curve_rows``); 0 = never (the curve then has only step 0 and
+    the last step)."""
 
 
 class TrainConfig(_Section):

@@ -291,6 +291,8 @@ def write_report(run_dir: Path, *, cfg_dict: dict[str, Any], before: EvalResult,
         lines += ["## Plots", ""] + [f"![{p.stem}]({p.relative_to(run_dir).as_posix()})" for p in plots] + [""]
     lines += ["## Timings", "", "| phase | seconds |", "|---|---:|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()] + [""]
+    if "heldout_curve_s" in timings:
+        lines += ["`heldout_curve_s` (the held-out curve's evaluations) is part of `train_s`.", ""]
     lines += ["## Config", "", "```yaml", yaml.safe_dump(cfg_dict, sort_keys=False).rstrip(), "```", ""]
     path = run_dir / "report.md"
     with atomic_output(path, "w") as handle:
