@@ -219,3 +219,15 @@ def test_metrics_logger_reports_the_steps_it_kept(tmp_path: Path) -> None:
         logger.log(step, {"heldout/overall": 0.1 * step})
     logger.close()
     assert MetricsLogger(tmp_path, cfg, resume_step=2).logged_steps == {0, 1, 2}
+
+
+def test_a_held_out_prompt_given_twice_is_refused_before_the_model_loads(tmp_path: Path) -> None:
+    held_out = write_dataset(tmp_path / "eval.jsonl", per_task=1)
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text(held_out.read_text() + held_out.read_text().splitlines()[1] + "\n")
+    args = ["main", "--config", str(REPO / "configs" / "tiny-test.yaml"), "--output", str(tmp_path / "run"),
+            "--set", "data.build_config=null", "--set", f"data.train_files=[{held_out}]",
+            "--set", f"data.eval_files=[{twice}]", "--set", "model.name_or_path=/nonexistent"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert f"{twice}: row 4: field 'prompt': the same prompt and gold as {twice}, row 2" in result.output

@@ -70,11 +70,9 @@ def select_rows(rows: Sequence[dict[str, Any]], limit: int | None) -> list[dict[
 
 
 def prompt_id(row: Mapping[str, Any]) -> str:
-    """A stable identity of a dataset row across evaluations: its ``extra_info.uid`` when it has
-    one, else a hash of its prompt and ground truth (so subsets and reorderings still pair)."""
-    uid = (row.get("extra_info") or {}).get("uid")
-    if isinstance(uid, str) and uid:
-        return uid
+    """A stable identity of a dataset row across evaluations: a hash of its prompt and ground
+    truth, so subsets, reorderings and rows of several files still pair (dataset uids and
+    indexes can repeat across files)."""
     content = json.dumps([row["prompt"], row["reward_model"]["ground_truth"]], sort_keys=True, ensure_ascii=False)
     return "sha256:" + hashlib.sha256(content.encode("utf-8")).hexdigest()[:16]
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from golongrl.data.io import atomic_output
+from golongrl.data.schema import DataError
 from golongrl.evaluation.policy import prompt_id
 from golongrl.inference.base import SamplingParams
 from golongrl.training.checkpoint import capture_rng, restore_rng
@@ -175,6 +176,21 @@ class HeldoutCurve:
         return curve_point(read_eval_rows(self.out_dir / f"curve-step-{step}.jsonl")) if result.counts else {}
 
 
+def check_unique_prompts(loaded: Sequence[tuple[str, int, dict[str, Any]]], selected: Sequence[dict[str, Any]]) -> None:
+    """Refuse a held-out set holding the same prompt (and gold) twice: before/after pairs are
+    matched by :func:`prompt_id`, and a repeated prompt would make the pairing ambiguous."""
+    chosen = {id(row) for row in selected}
+    seen: dict[str, tuple[str, int]] = {}
+    for path, number, row in loaded:
+        if id(row) not in chosen:
+            continue
+        pid = prompt_id(row)
+        if pid in seen:
+            raise DataError(f"the same prompt and gold as {seen[pid][0]}, row {seen[pid][1]}; before/after "
+                            "pairing needs each held-out prompt once", source=path, row=number, field="prompt")
+        seen[pid] = (path, number)
+
+
 def run_main_job(cfg: TrainConfig, run_dir: str | Path, *, log: Callable[[str], None] = print,
                  model: Any = None, tokenizer: Any = None) -> Path:
     """The whole main job; returns the path of ``report.md``."""
@@ -194,7 +210,9 @@ def run_main_job(cfg: TrainConfig, run_dir: str | Path, *, log: Callable[[str], 
     if not cfg.data.eval_files:
         raise ValueError("the main job needs held-out rows: set data.eval_files or data.build_config")
     load_rows(cfg.data.train_files)  # validate every training row before the model loads
-    eval_rows = select_rows([rec for _, _, rec in load_rows(cfg.data.eval_files)], cfg.data.max_eval_rows)
+    held_out = load_rows(cfg.data.eval_files)
+    eval_rows = select_rows([rec for _, _, rec in held_out], cfg.data.max_eval_rows)
+    check_unique_prompts(held_out, eval_rows)
     timings["build_data_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
