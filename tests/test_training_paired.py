@@ -122,6 +122,9 @@ def test_lengths_use_the_datasets_nominal_context_length_when_every_row_has_one(
 def test_analyse_falls_back_to_task_and_index_and_refuses_duplicates() -> None:
     assert prompt_key({"task": "a", "index": 3}) == "a#3"
     assert prompt_key({"task": "a", "index": 3, "prompt_id": "x"}) == "x"
+    # An evaluation written before prompt_id existed still pairs with a newer one.
+    old, new = [_row("a", 0, 0.0), _row("a", 1, 0.0)], [_row("a", 0, 1.0, pid="h0"), _row("a", 1, 0.0, pid="h1")]
+    assert analyse(old, new).pooled.n == 2 and analyse(old, new).pooled.mean_diff == 0.5
     with pytest.raises(ValueError, match="before evaluation row 2: prompt 'a#0' appears twice"):
         analyse([_row("a", 0, 0.0), _row("a", 0, 1.0)], [])
 

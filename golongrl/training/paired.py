@@ -126,10 +126,10 @@ def balanced_stats(groups: Mapping[str, PairedStats]) -> PairedStats:
                        mean_diff=_mean([s.mean_diff for s in stats]), se=se)
 
 
-def prompt_key(row: Mapping[str, Any]) -> str:
-    """The identity of an evaluated prompt: ``prompt_id`` (dataset uid or content hash) when the
-    evaluation wrote one, else ``<task>#<index>`` (rows of older evaluations)."""
-    if row.get("prompt_id"):
+def prompt_key(row: Mapping[str, Any], *, by_id: bool = True) -> str:
+    """The identity of an evaluated prompt: its ``prompt_id`` (a content hash), or with
+    ``by_id=False`` or without one ``<task>#<index>`` (rows of older evaluations)."""
+    if by_id and row.get("prompt_id"):
         return str(row["prompt_id"])
     return f"{row.get('task')}#{row.get('index')}"
 
@@ -246,11 +246,14 @@ def _group(pairs: Sequence[Pair], label_of: Any, order: Any = None) -> dict[str,
 def analyse(before_rows: Sequence[Mapping[str, Any]], after_rows: Sequence[Mapping[str, Any]]) -> PairedAnalysis:
     """Pair the per-prompt rows of two evaluations by :func:`prompt_key` and compute every
     statistic. Prompts present in only one evaluation are counted, not paired. A key repeated
-    within one evaluation is an error (pairing would be ambiguous)."""
+    within one evaluation is an error (pairing would be ambiguous). When either evaluation
+    predates ``prompt_id`` (a run resumed across versions), both are keyed by task and index."""
+    by_id = all(row.get("prompt_id") for row in [*before_rows, *after_rows])
+
     def by_key(rows: Sequence[Mapping[str, Any]], label: str) -> dict[str, Mapping[str, Any]]:
         out: dict[str, Mapping[str, Any]] = {}
         for number, row in enumerate(rows, 1):
-            key = prompt_key(row)
+            key = prompt_key(row, by_id=by_id)
             if key in out:
                 raise ValueError(f"{label} evaluation row {number}: prompt {key!r} appears twice; "
                                  "pairing needs one row per prompt")
