@@ -131,7 +131,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         from golongrl.inference import load_tokenizer, make_backend, parse_openai_spec
         from golongrl.training.config import TrainConfig
         from golongrl.training.evaluate import evaluate_policy, select_rows
-        from golongrl.training.main_job import eval_sampling
+        from golongrl.training.main_job import eval_prompt_limit, eval_sampling
         from golongrl.training.trainer import load_rows
 
         cfg = _load(config, [], False) if config else TrainConfig()
@@ -159,7 +159,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
                                **({"batch_size": cfg.evaluation.batch_size} if local else {}))
         result = evaluate_policy(backend, rows, sampling=eval_sampling(cfg), reward_mode=cfg.reward.mode,
                                  timeout_s=cfg.reward.timeout_s, workers=cfg.reward.workers,
-                                 max_prompt_tokens=cfg.rollout.max_prompt_tokens if local else None,
+                                 max_prompt_tokens=eval_prompt_limit(cfg) if local else None,
                                  tokenizer=load_tokenizer(model) if local else None, progress=True,
                                  output=output / "predictions.jsonl")
         with atomic_output(output / "results.json", "w") as handle:

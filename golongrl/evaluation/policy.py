@@ -13,6 +13,7 @@ the results, so an interrupted evaluation resumes where it stopped.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections import defaultdict
@@ -68,6 +69,14 @@ def select_rows(rows: Sequence[dict[str, Any]], limit: int | None) -> list[dict[
     return out
 
 
+def prompt_id(row: Mapping[str, Any]) -> str:
+    """A stable identity of a dataset row across evaluations: a hash of its prompt and ground
+    truth, so subsets, reorderings and rows of several files still pair (dataset uids and
+    indexes can repeat across files)."""
+    content = json.dumps([row["prompt"], row["reward_model"]["ground_truth"]], sort_keys=True, ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(content.encode("utf-8")).hexdigest()[:16]
+
+
 def row_messages(row: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
     """The chat prompt of a normalised row as a request's messages (copies, as the row has them)."""
     return tuple(dict(m) for m in row["prompt"])
@@ -100,17 +109,21 @@ def evaluate_policy(backend: InferenceBackend, rows: Sequence[dict[str, Any]], *
 
     Rows whose chat prompt exceeds ``max_prompt_tokens`` (needs ``tokenizer``) are dropped and
     counted, never truncated. ``output``: a JSONL file (written atomically) with one line per
-    prompt: index, task, score, per-sample scores, reasons and responses.
+    prompt: index, prompt_id (:func:`prompt_id`, what pairs two evaluations), task,
+    prompt_tokens (null without ``tokenizer``), context_tokens and target_tokens (the dataset's
+    actual and nominal context length, if it has them), score,
+    per-sample scores, reasons and responses.
     """
     from golongrl.inference.transformers_backend import encode_prompt
 
-    kept, dropped = [], defaultdict(int)
+    kept, lengths, dropped = [], [], defaultdict(int)
     for row in rows:
-        if max_prompt_tokens is not None and tokenizer is not None:
-            if len(encode_prompt(tokenizer, row["prompt"], sampling.enable_thinking)) > max_prompt_tokens:
-                dropped[record_task(row)] += 1
-                continue
+        tokens = None if tokenizer is None else len(encode_prompt(tokenizer, row["prompt"], sampling.enable_thinking))
+        if max_prompt_tokens is not None and tokens is not None and tokens > max_prompt_tokens:
+            dropped[record_task(row)] += 1
+            continue
         kept.append(row)
+        lengths.append(tokens)
     requests = [GenerationRequest(messages=row_messages(row), sampling=sampling) for row in kept]
     generations = backend.generate(requests, progress=progress)
     per_row = score_responses(kept, [gen.texts for gen in generations], reward_mode=reward_mode,
@@ -118,15 +131,18 @@ def evaluate_policy(backend: InferenceBackend, rows: Sequence[dict[str, Any]], *
     reasons: dict[str, int] = defaultdict(int)
     by_task: dict[str, list[float]] = defaultdict(list)
     out_rows = []
-    for i, (row, gen, res) in enumerate(zip(kept, generations, per_row)):
+    for i, (row, tokens, gen, res) in enumerate(zip(kept, lengths, generations, per_row)):
         task = record_task(row)
+        info = row.get("extra_info") or {}
         score = sum(r.score for r in res) / max(1, len(res))
         by_task[task].append(score)
         for r in res:
             if r.reason is not None:
                 reasons[r.reason] += 1
-        out_rows.append({"index": (row.get("extra_info") or {}).get("index", i), "task": task, "score": score,
-                         "scores": [r.score for r in res], "reasons": [r.reason for r in res],
+        out_rows.append({"index": info.get("index", i), "prompt_id": prompt_id(row), "task": task,
+                         "prompt_tokens": tokens, "context_tokens": info.get("context_tokens"),
+                         "target_tokens": info.get("target_tokens"),
+                         "score": score, "scores": [r.score for r in res], "reasons": [r.reason for r in res],
                          "responses": gen.texts})
     per_task = {t: sum(v) / len(v) for t, v in sorted(by_task.items())}
     stderr = {t: _stderr(v) for t, v in sorted(by_task.items())}
@@ -149,4 +165,4 @@ def _stderr(values: Sequence[float]) -> float:
     return math.sqrt(var / len(values))
 
 
-__all__ = ["EvalResult", "evaluate_policy", "row_messages", "score_responses", "select_rows"]
+__all__ = ["EvalResult", "evaluate_policy", "prompt_id", "row_messages", "score_responses", "select_rows"]

@@ -422,8 +422,18 @@ class EvaluationConfig(_Section):
     """Response cap; None reuses ``rollout.max_new_tokens``."""
     batch_size: Int = Field(16, ge=1)
     """Prompts generated together."""
+    max_prompt_tokens: Int | None = Field(None, ge=1)
+    """Held-out prompts longer than this (chat template included) are dropped and counted, never
+    truncated; None reuses ``rollout.max_prompt_tokens``. Set it above the training cap to
+    evaluate length extrapolation (train on short contexts, evaluate on longer ones)."""
+    curve_rows: Int = Field(0, ge=0)
+    """The main job's held-out curve: this many held-out prompts (balanced over tasks, shortest
+    first, so it stays cheap) evaluated at step 0, every ``every_steps`` steps and at the last
+    step, logged as ``heldout/<task>`` and ``heldout/overall`` in ``metrics.jsonl``. 0 = no curve."""
     every_steps: Int = Field(0, ge=0)
-    """Evaluate during training every this many steps; 0 = only when asked."""
+    """Evaluate during training every this many steps: verl's ``test_freq``, and the points of the
+    main job's held-out curve (``curve_rows``); 0 = never (the curve then has only step 0 and
+    the last step)."""
 
 
 class TrainConfig(_Section):

@@ -5,14 +5,18 @@ Run folder layout::
     config.yaml            the resolved config this run used
     data/                  the built dataset (train/test splits) when data.build_config is set
     eval/before.json       held-out per-task reward of the base policy (+ before.jsonl, per prompt)
-    eval/after.json        the same after training (+ after.jsonl)
+    eval/after-step-N.json the same after training (+ .jsonl)
+    eval/paired.json       the paired before/after statistics (golongrl.training.paired)
+    eval/curve-step-N.json the held-out curve's points (evaluation.curve_rows prompts; + .jsonl)
     eval/cache.sqlite      generation cache: an interrupted evaluation resumes
     metrics.jsonl, tensorboard/, checkpoints/   the training run (see golongrl.training.trainer)
-    plots/*.png            per-task reward, rate_adv, rate_num, diagnostics, eval before/after
+    plots/*.png            per-task reward, rate_adv, rate_num, diagnostics, eval before/after,
+                           the held-out curve
     timings.json, report.md
 
 Every phase is resumable: rerunning the same command after an interrupt reuses the built
-data, the finished evaluations (JSON files) and the newest training checkpoint.
+data, the finished evaluations (JSON files, curve points included) and the newest training
+checkpoint; curve points already in ``metrics.jsonl`` are kept.
 """
 
 from __future__ import annotations
@@ -20,13 +24,18 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from golongrl.data.io import atomic_output
+from golongrl.data.schema import DataError
+from golongrl.evaluation.policy import prompt_id
 from golongrl.inference.base import SamplingParams
+from golongrl.training.checkpoint import capture_rng, restore_rng
 from golongrl.training.config import TrainConfig
 from golongrl.training.evaluate import EvalResult, evaluate_policy, select_rows
-from golongrl.training.report import plot_eval, plot_training, write_report
+from golongrl.training.paired import analyse, read_eval_rows
+from golongrl.training.report import (HELDOUT_PREFIX, heldout_curve, plot_eval, plot_heldout_curve, plot_training,
+                                      write_report)
 from golongrl.training.trainer import (Trainer, build_dataset_files, generate_rollouts, load_prompts, load_rows,
                                       score_rollouts)
 
@@ -74,6 +83,12 @@ def eval_sampling(cfg: TrainConfig) -> SamplingParams:
                           top_p=ec.top_p, n=ec.n, seed=cfg.training.seed, enable_thinking=cfg.rollout.enable_thinking)
 
 
+def eval_prompt_limit(cfg: TrainConfig) -> int:
+    """Held-out prompts longer than this many tokens are dropped (``evaluation.max_prompt_tokens``,
+    else the training cap ``rollout.max_prompt_tokens``)."""
+    return cfg.evaluation.max_prompt_tokens or cfg.rollout.max_prompt_tokens
+
+
 def run_evaluation(model: Any, tokenizer: Any, rows: list[dict[str, Any]], cfg: TrainConfig, out_dir: Path,
                    name: str, *, progress: bool) -> EvalResult:
     """Evaluate an in-memory policy; the result is stored as ``<name>.json`` and reused on rerun."""
@@ -89,13 +104,91 @@ def run_evaluation(model: Any, tokenizer: Any, rows: list[dict[str, Any]], cfg: 
     try:
         result = evaluate_policy(backend, rows, sampling=eval_sampling(cfg), reward_mode=cfg.reward.mode,
                                  timeout_s=cfg.reward.timeout_s, workers=cfg.reward.workers,
-                                 max_prompt_tokens=cfg.rollout.max_prompt_tokens, tokenizer=tokenizer,
+                                 max_prompt_tokens=eval_prompt_limit(cfg), tokenizer=tokenizer,
                                  progress=progress, output=out_dir / f"{name}.jsonl")
     finally:
         model.train(was_training)
     with atomic_output(summary, "w") as handle:
         json.dump(result.to_dict(), handle, indent=2)
     return result
+
+
+def curve_subset(rows: Sequence[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The held-out curve's prompts: at most ``limit`` rows, round-robin over tasks, each task's
+    shortest prompts first (cheap to evaluate every few steps)."""
+    by_length = sorted(rows, key=lambda row: sum(len(str(m.get("content", ""))) for m in row["prompt"]))
+    return select_rows(by_length, limit)
+
+
+def curve_point(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """``heldout/<task>`` (mean over that task's prompts) and ``heldout/overall`` (mean over all
+    prompts) of per-prompt evaluation rows; empty for no rows."""
+    by_task: dict[str, list[float]] = {}
+    for row in rows:
+        by_task.setdefault(str(row["task"]), []).append(float(row["score"]))
+    if not by_task:
+        return {}
+    point = {f"{HELDOUT_PREFIX}{t}": sum(v) / len(v) for t, v in sorted(by_task.items())}
+    scores = [s for v in by_task.values() for s in v]
+    point[f"{HELDOUT_PREFIX}overall"] = sum(scores) / len(scores)
+    return point
+
+
+class HeldoutCurve:
+    """The main job's held-out curve: a fixed subset of the held-out rows (:func:`curve_subset`),
+    evaluated exactly as the before/after evaluations are (same sampling, same scorer) at step 0,
+    every ``evaluation.every_steps`` steps and at the last step.
+
+    Step 0 reuses the before-evaluation's scores of those prompts; each later point is stored as
+    ``eval/curve-step-N.json`` and reused when a resumed run passes that step again. The
+    evaluation restores the torch RNG it found, so the curve does not change training.
+    """
+
+    def __init__(self, cfg: TrainConfig, eval_rows: Sequence[dict[str, Any]], before_rows: Sequence[dict[str, Any]],
+                 out_dir: Path, *, model: Any, tokenizer: Any, total_steps: int) -> None:
+        self.cfg, self.out_dir, self.model, self.tokenizer = cfg, out_dir, model, tokenizer
+        self.total_steps = total_steps
+        self.rows = curve_subset(eval_rows, cfg.evaluation.curve_rows)
+        self.ids = {prompt_id(row) for row in self.rows}
+        self.base = [row for row in before_rows if row.get("prompt_id") in self.ids]
+        self.seconds = 0.0
+
+    def due(self, step: int) -> bool:
+        every = self.cfg.evaluation.every_steps
+        return step == 0 or step == self.total_steps or bool(every and step % every == 0)
+
+    def from_rows(self, rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+        """The curve's point from another evaluation's per-prompt rows (its subset's prompts)."""
+        return curve_point([row for row in rows if row.get("prompt_id") in self.ids])
+
+    def __call__(self, step: int) -> dict[str, float]:
+        if not self.due(step):
+            return {}
+        if step == 0:
+            return curve_point(self.base)
+        t, rng = time.perf_counter(), capture_rng()
+        try:
+            result = run_evaluation(self.model, self.tokenizer, self.rows, self.cfg, self.out_dir,
+                                    f"curve-step-{step}", progress=False)
+        finally:
+            restore_rng(rng)
+        self.seconds += time.perf_counter() - t
+        return curve_point(read_eval_rows(self.out_dir / f"curve-step-{step}.jsonl")) if result.counts else {}
+
+
+def check_unique_prompts(loaded: Sequence[tuple[str, int, dict[str, Any]]], selected: Sequence[dict[str, Any]]) -> None:
+    """Refuse a held-out set holding the same prompt (and gold) twice: before/after pairs are
+    matched by :func:`prompt_id`, and a repeated prompt would make the pairing ambiguous."""
+    chosen = {id(row) for row in selected}
+    seen: dict[str, tuple[str, int]] = {}
+    for path, number, row in loaded:
+        if id(row) not in chosen:
+            continue
+        pid = prompt_id(row)
+        if pid in seen:
+            raise DataError(f"the same prompt and gold as {seen[pid][0]}, row {seen[pid][1]}; before/after "
+                            "pairing needs each held-out prompt once", source=path, row=number, field="prompt")
+        seen[pid] = (path, number)
 
 
 def run_main_job(cfg: TrainConfig, run_dir: str | Path, *, log: Callable[[str], None] = print,
@@ -117,7 +210,9 @@ def run_main_job(cfg: TrainConfig, run_dir: str | Path, *, log: Callable[[str], 
     if not cfg.data.eval_files:
         raise ValueError("the main job needs held-out rows: set data.eval_files or data.build_config")
     load_rows(cfg.data.train_files)  # validate every training row before the model loads
-    eval_rows = select_rows([rec for _, _, rec in load_rows(cfg.data.eval_files)], cfg.data.max_eval_rows)
+    held_out = load_rows(cfg.data.eval_files)
+    eval_rows = select_rows([rec for _, _, rec in held_out], cfg.data.max_eval_rows)
+    check_unique_prompts(held_out, eval_rows)
     timings["build_data_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -129,6 +224,7 @@ def run_main_job(cfg: TrainConfig, run_dir: str | Path, *, log: Callable[[str], 
     t = time.perf_counter()
     log(f"[3/5] evaluating the base policy on {len(eval_rows)} held-out prompts")
     before = run_evaluation(model, tokenizer, eval_rows, cfg, run / "eval", "before", progress=cfg.logging.progress)
+    before_rows = read_eval_rows(run / "eval" / "before.jsonl")
     timings["eval_before_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -140,8 +236,16 @@ def run_main_job(cfg: TrainConfig, run_dir: str | Path, *, log: Callable[[str], 
     t = time.perf_counter()
     log("[4/5] training with " + cfg.algorithm.estimator.name)
     trainer = Trainer(cfg, run, model=model, tokenizer=tokenizer)
-    trainer.train()
+    curve = None
+    if cfg.evaluation.curve_rows:
+        curve = HeldoutCurve(cfg, eval_rows, before_rows, run / "eval", model=trainer.model, tokenizer=tokenizer,
+                             total_steps=trainer.total_steps)
+        log(f"      held-out curve: {len(curve.rows)} prompts at step 0, every {cfg.evaluation.every_steps or '-'} "
+            "steps and the last")
+    trainer.train(step_metrics=curve)
     timings["train_s"] = time.perf_counter() - t
+    if curve is not None:
+        timings["heldout_curve_s"] = curve.seconds  # part of train_s
 
     t = time.perf_counter()
     log("[5/5] evaluating the trained policy")
@@ -152,8 +256,19 @@ def run_main_job(cfg: TrainConfig, run_dir: str | Path, *, log: Callable[[str], 
 
     from golongrl.training.tracking import read_metrics
 
+    after_rows = read_eval_rows(run / "eval" / f"after-step-{trainer.step}.jsonl")
+    paired = analyse(before_rows, after_rows)
+    with atomic_output(run / "eval" / "paired.json", "w") as handle:
+        json.dump(paired.to_dict(), handle, indent=2)
     history = read_metrics(run / "metrics.jsonl")
-    plots = plot_training(history, run / "plots") + [plot_eval(before, after, run / "plots" / "eval_before_after.png")]
+    points = heldout_curve(history)
+    if curve is not None and trainer.step not in points:
+        # A run stopped early by the time budget: the after-evaluation gives the last point.
+        points[trainer.step] = {k[len(HELDOUT_PREFIX):]: v for k, v in curve.from_rows(after_rows).items()}
+    plots = plot_training(history, run / "plots")
+    plots.append(plot_eval(before, after, paired, run / "plots" / "eval_before_after.png"))
+    if curve is not None:
+        plots.append(plot_heldout_curve(points, run / "plots" / "heldout_curve.png"))
     with atomic_output(run / "timings.json", "w") as handle:
         json.dump(timings, handle, indent=2)
     header = [f"Policy `{cfg.model.name_or_path}`, estimator `{cfg.algorithm.estimator.name}`, "
@@ -167,5 +282,8 @@ def run_main_job(cfg: TrainConfig, run_dir: str | Path, *, log: Callable[[str], 
                       f"reward strictly between 0 and 1 over {cal['samples']} samples); per task: "
                       + ", ".join(f"{t} {v['kept']}/{v['prompts']} (never {v['never']}, always {v['always']})"
                                   for t, v in sorted(cal["per_task"].items())) + ".")
-    return write_report(run, cfg_dict=cfg.to_dict(), before=before, after=after, history=history,
-                        timings=timings, plots=plots, header=header)
+    return write_report(run, cfg_dict=cfg.to_dict(), before=before, after=after, paired=paired, history=history,
+                        timings=timings, plots=plots, header=header, curve=points,
+                        curve_prompts=len(curve.rows) if curve is not None else 0,
+                        curve_every=cfg.evaluation.every_steps,
+                        train_max_tokens=max((len(p.input_ids) for p in trainer.prompts), default=None))

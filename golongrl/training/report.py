@@ -1,19 +1,20 @@
 """Plots and the markdown report of a training run (PNG via matplotlib's Agg backend).
 
-The report says plainly when a task's reward did not move: a change counts only when it
-exceeds twice the standard error of the difference between the two evaluations.
+The report says plainly when a task's reward did not move: a change counts only when the mean
+paired (per-prompt) change exceeds twice its standard error (:mod:`golongrl.training.paired`).
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import yaml
 
 from golongrl.data.io import atomic_output
 from golongrl.training.evaluate import EvalResult
+from golongrl.training.paired import Z_MOVED, PairedAnalysis, PairedStats, fmt_signed, fmt_z
 
 _TASK_PREFIX = "task_metrics/"
 
@@ -97,12 +98,15 @@ def plot_training(history: Sequence[dict[str, Any]], out_dir: Path) -> list[Path
     return made
 
 
-def plot_eval(before: EvalResult, after: EvalResult, path: Path) -> Path:
-    """Grouped bars: held-out reward per task before and after training, with standard errors."""
+def plot_eval(before: EvalResult, after: EvalResult, paired: PairedAnalysis, path: Path) -> Path:
+    """Two panels: held-out reward per task before vs after training (bars with each
+    evaluation's standard error), and the mean paired change per task and overall with ±2
+    paired SE, the band a change must clear to count."""
     plt = _pyplot()
     tasks = sorted(set(before.per_task) | set(after.per_task))
     x = range(len(tasks))
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(tasks)), 4.5))
+    width = max(6, 1.1 * len(tasks))
+    fig, (ax, diff_ax) = plt.subplots(1, 2, figsize=(2 * width, 4.5))
     for offset, (label, res) in zip((-0.2, 0.2), (("before", before), ("after", after))):
         vals = [res.per_task.get(t, float("nan")) for t in tasks]
         errs = [0.0 if math.isnan(res.stderr.get(t, float("nan"))) else res.stderr[t] for t in tasks]
@@ -112,54 +116,149 @@ def plot_eval(before: EvalResult, after: EvalResult, path: Path) -> Path:
     ax.set(ylabel="held-out reward", title="Held-out reward per task, before vs after training")
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
+    groups = [(t, paired.per_task[t]) for t in tasks if t in paired.per_task]
+    groups += [("all (pooled)", paired.pooled), ("all (balanced)", paired.balanced)]
+    colours = {"up": "tab:green", "down": "tab:red"}
+    for i, (label, st) in enumerate(groups):
+        err = 0.0 if math.isnan(st.se) else 2 * st.se
+        diff_ax.bar(i, 0.0 if math.isnan(st.mean_diff) else st.mean_diff, width=0.6, yerr=err, capsize=3,
+                    color=colours.get(st.verdict, "tab:gray"))
+        diff_ax.annotate(f"z {fmt_z(st.z)}", (i, 0), textcoords="offset points", xytext=(0, -12),
+                         ha="center", fontsize=7)
+    diff_ax.axhline(0, color="black", linewidth=0.8)
+    diff_ax.set_xticks(range(len(groups)))
+    diff_ax.set_xticklabels([g[0] for g in groups], rotation=30, ha="right", fontsize=8)
+    diff_ax.set(ylabel="mean paired change (after - before)",
+                title=f"Paired change per task, ±2 SE (green up, red down at |z| > {Z_MOVED:g})")
+    diff_ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
 
-def verdict(before: float, after: float, se_before: float, se_after: float) -> str:
-    """``improved`` / ``worse`` when the change exceeds 2 standard errors of the difference,
-    otherwise ``no significant change`` (also when there are too few prompts to tell)."""
-    se = math.sqrt((0 if math.isnan(se_before) else se_before) ** 2 + (0 if math.isnan(se_after) else se_after) ** 2)
-    delta = after - before
-    if math.isnan(se_before) or math.isnan(se_after) or abs(delta) <= max(2 * se, 1e-9):
-        return "no significant change"
-    return "improved" if delta > 0 else "worse"
+HELDOUT_PREFIX = "heldout/"
 
 
-def _fmt(v: float) -> str:
+def heldout_curve(history: Sequence[dict[str, Any]]) -> dict[int, dict[str, float]]:
+    """``{step: {task or "overall": reward}}`` of the ``heldout/*`` metrics (the main job's
+    held-out curve), in step order."""
+    points: dict[int, dict[str, float]] = {}
+    for row in history:
+        values = {k[len(HELDOUT_PREFIX):]: float(v) for k, v in row.items()
+                  if k.startswith(HELDOUT_PREFIX) and v is not None}
+        if values:
+            points.setdefault(int(row["step"]), {}).update(values)
+    return dict(sorted(points.items()))
+
+
+def plot_heldout_curve(points: Mapping[int, Mapping[str, float]], path: Path) -> Path:
+    """Held-out reward against the training step: one thin line per task, overall thick."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9.5, 4.5))
+    steps = list(points)
+    tasks = sorted({t for values in points.values() for t in values} - {"overall"})
+    for task in tasks:
+        pts = [(s, points[s][task]) for s in steps if task in points[s]]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], linewidth=1, marker="o", markersize=2.5, alpha=0.7,
+                label=task)
+    pts = [(s, points[s]["overall"]) for s in steps if "overall" in points[s]]
+    ax.plot([p[0] for p in pts], [p[1] for p in pts], linewidth=3, color="black", marker="o", label="overall")
+    ax.set(title="Held-out reward during training (fixed held-out subset)", xlabel="training step",
+           ylabel="held-out reward")
+    ax.grid(alpha=0.3)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    if points:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.text(0.5, 0.5, "no held-out curve points", ha="center", va="center", transform=ax.transAxes)
+    return _save(fig, path)
+
+
+def _fmt(v: float | None) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
 
 
+def _stats_cells(st: PairedStats) -> str:
+    verdict = st.verdict + (f" ({st.note})" if st.note else "")
+    return (f"{st.n} | {_fmt(st.mean_before)} | {_fmt(st.mean_after)} | {fmt_signed(st.mean_diff)} | "
+            f"{_fmt(st.se)} | {fmt_z(st.z)} | {verdict}")
+
+
+def paired_section(paired: PairedAnalysis) -> list[str]:
+    """The paired before/after table (per task, overall pooled and task-balanced) and the
+    one-line outcome against issue 12's target."""
+    lines = ["## Held-out reward, paired before/after", "",
+             "Each held-out prompt is scored before and after training; its change is after − before. "
+             "SE = sample SD of the per-prompt changes / √n; z = mean change / SE; a task counts as up or "
+             f"down only beyond |z| > {Z_MOVED:g}. *Pooled* weighs every prompt equally; *task-balanced* "
+             "weighs every task equally (mean of the per-task changes, SE from the per-task SEs).", "",
+             "| task | prompts | before | after | mean change | SE | z | verdict |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines += [f"| {t} | {_stats_cells(st)} |" for t, st in paired.per_task.items()]
+    lines.append(f"| **all (pooled)** | {_stats_cells(paired.pooled)} |")
+    lines.append(f"| **all (task-balanced)** | {_stats_cells(paired.balanced)} |")
+    lines.append("")
+    lines.append(paired.outcome())
+    lines.append("")
+    flat = [t for t, st in paired.per_task.items() if st.verdict not in ("up", "down")]
+    if flat:
+        lines.append(f"**Did not move** (|z| ≤ {Z_MOVED:g} or too few prompts): {', '.join(flat)}.")
+    if paired.tasks_up or paired.tasks_down:
+        moved = [f"{t} ({paired.per_task[t].verdict})" for t in paired.tasks_up + paired.tasks_down]
+        lines.append(f"**Moved beyond noise:** {', '.join(moved)}.")
+    if paired.unpaired_before or paired.unpaired_after:
+        lines.append(f"Unpaired prompts (scored in only one evaluation, left out): {paired.unpaired_before} "
+                     f"before, {paired.unpaired_after} after.")
+    lines.append("")
+    return lines
+
+
+def length_section(paired: PairedAnalysis, *, train_max_tokens: int | None = None) -> list[str]:
+    """The paired before/after table by context length."""
+    basis = ("the dataset's nominal context length (`target_tokens`)" if paired.length_basis == "target" else
+             "buckets of prompt tokens as the model saw them (chat template included)")
+    lines = ["## Held-out reward by context length", "",
+             f"Grouped by {basis}, paired before/after as above"
+             + (f"; the longest training prompt had {train_max_tokens} tokens" if train_max_tokens else "") + ".",
+             "", "| context length | prompt tokens | prompts | before | after | mean change | SE | z | verdict |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for label, st in paired.by_length.items():
+        lo, hi = paired.length_tokens.get(label, (None, None))
+        span = "n/a" if lo is None else f"{lo}" if lo == hi else f"{lo}-{hi}"
+        lines.append(f"| {label} | {span} | {_stats_cells(st)} |")
+    lines.append("")
+    return lines
+
+
+def curve_section(points: Mapping[int, Mapping[str, float]], *, prompts: int, every: int) -> list[str]:
+    """The held-out curve as a table (one row per evaluated step)."""
+    if not points:
+        return []
+    tasks = sorted({t for values in points.values() for t in values} - {"overall"})
+    when = f"every {every} step{'s' if every > 1 else ''} and at the last step" if every else "and at the last step"
+    lines = ["## Held-out curve", "",
+             f"Reward on a fixed subset of {prompts} held-out prompts (balanced over tasks, shortest first), "
+             f"evaluated like the table above at step 0 (the base policy: the before-evaluation's scores of "
+             f"those prompts), {when}.", "",
+             "| step | overall | " + " | ".join(tasks) + " |", "|---:|---:|" + "---:|" * len(tasks)]
+    for step, values in points.items():
+        lines.append(f"| {step} | {_fmt(values.get('overall'))} | "
+                     + " | ".join(_fmt(values.get(t)) for t in tasks) + " |")
+    lines.append("")
+    return lines
+
+
 def write_report(run_dir: Path, *, cfg_dict: dict[str, Any], before: EvalResult, after: EvalResult,
-                 history: Sequence[dict[str, Any]], timings: dict[str, float], plots: Sequence[Path],
-                 header: Sequence[str] = ()) -> Path:
-    """Write ``report.md``: per-task before/after table with verdicts, training-curve trends,
-    plots, timings and the exact config. Returns its path."""
-    tasks = sorted(set(before.per_task) | set(after.per_task))
+                 paired: PairedAnalysis, history: Sequence[dict[str, Any]], timings: dict[str, float],
+                 plots: Sequence[Path], header: Sequence[str] = (),
+                 curve: Mapping[int, Mapping[str, float]] | None = None, curve_prompts: int = 0,
+                 curve_every: int = 0, train_max_tokens: int | None = None) -> Path:
+    """Write ``report.md``: the paired before/after table with the outcome against the target,
+    the table by context length, the held-out curve, training trends, plots, timings and the
+    exact config. Returns its path."""
     lines = ["# golongrl main job report", ""]
     lines += list(header) + [""] if header else []
-    lines += ["## Held-out reward per task", "",
-              "Mean reward over held-out prompts (± standard error); a change counts only beyond two "
-              "standard errors of the difference.", "",
-              "| task | prompts | before | after | change | verdict |", "|---|---:|---:|---:|---:|---|"]
-    moved = []
-    for t in tasks:
-        b, a = before.per_task.get(t, float("nan")), after.per_task.get(t, float("nan"))
-        sb, sa = before.stderr.get(t, float("nan")), after.stderr.get(t, float("nan"))
-        v = verdict(b, a, sb, sa)
-        if v != "no significant change":
-            moved.append(t)
-        lines.append(f"| {t} | {after.counts.get(t, before.counts.get(t, 0))} | {_fmt(b)} ± {_fmt(sb)} | "
-                     f"{_fmt(a)} ± {_fmt(sa)} | {a - b:+.3f} | {v} |")
-    lines.append(f"| **all** | {sum(after.counts.values())} | {_fmt(before.overall)} | {_fmt(after.overall)} | "
-                 f"{after.overall - before.overall:+.3f} | |")
-    lines.append("")
-    still = [t for t in tasks if t not in moved]
-    if still:
-        lines.append(f"**Did not move** (within noise): {', '.join(still)}. A small model trained for minutes "
-                     "and judged on a handful of prompts per task usually does not move beyond noise; the "
-                     "table says so rather than reading trends into it.")
-    if moved:
-        lines.append(f"**Moved beyond noise:** {', '.join(f'{t} ({verdict_word(before, after, t)})' for t in moved)}.")
+    lines += paired_section(paired)
+    lines += length_section(paired, train_max_tokens=train_max_tokens)
+    lines += curve_section(curve or {}, prompts=curve_prompts, every=curve_every)
     if before.dropped_overlong or after.dropped_overlong:
         lines.append(f"Evaluation prompts dropped as over-long: {before.dropped_overlong}.")
     for label, res in (("before", before), ("after", after)):
@@ -167,6 +266,7 @@ def write_report(run_dir: Path, *, cfg_dict: dict[str, Any], before: EvalResult,
             listed = ", ".join(f"{k}: {v}" for k, v in sorted(res.reasons.items()))
             lines.append(f"Zero-reward reasons {label} training (responses): {listed}.")
     lines.append("")
+    history = [row for row in history if row.get("step", 0) > 0]  # step 0 holds only the curve's base point
     lines += ["## Training", ""]
     series = task_series(history, "mean_reward", "generated/")
     if series:
@@ -191,12 +291,11 @@ def write_report(run_dir: Path, *, cfg_dict: dict[str, Any], before: EvalResult,
         lines += ["## Plots", ""] + [f"![{p.stem}]({p.relative_to(run_dir).as_posix()})" for p in plots] + [""]
     lines += ["## Timings", "", "| phase | seconds |", "|---|---:|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in timings.items()] + [""]
+    if "heldout_curve_s" in timings:
+        lines += ["`heldout_curve_s` (the held-out curve's evaluations) is part of `train_s`.", ""]
     lines += ["## Config", "", "```yaml", yaml.safe_dump(cfg_dict, sort_keys=False).rstrip(), "```", ""]
     path = run_dir / "report.md"
     with atomic_output(path, "w") as handle:
         handle.write("\n".join(lines))
     return path
 
-
-def verdict_word(before: EvalResult, after: EvalResult, task: str) -> str:
-    return verdict(before.per_task[task], after.per_task[task], before.stderr[task], after.stderr[task])

@@ -44,11 +44,14 @@ class MetricsLogger:
                  config_dict: dict[str, Any] | None = None) -> None:
         self.path = run_dir / "metrics.jsonl"
         self.cfg = cfg
+        self.logged_steps: set[int] = set()
+        """Steps ``metrics.jsonl`` already holds (those kept on resume)."""
         if cfg.jsonl:
             kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= resume_step]
             with atomic_output(self.path, "w") as handle:
                 for row in kept:
                     handle.write(json.dumps(row) + "\n")
+            self.logged_steps = {int(r.get("step", 0)) for r in kept}
         self._tb = None
         if cfg.tensorboard:
             from torch.utils.tensorboard import SummaryWriter

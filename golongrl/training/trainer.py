@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -757,10 +757,14 @@ class Trainer:
                 shutil.rmtree(tmp, ignore_errors=True)
         return path
 
-    def train(self, *, on_step: Any = None) -> list[dict[str, Any]]:
+    def train(self, *, on_step: Any = None,
+              step_metrics: Callable[[int], dict[str, float]] | None = None) -> list[dict[str, Any]]:
         """Run (or resume) until ``total_steps``; returns the per-step metrics of this call.
 
         ``on_step(step, metrics)`` is called after each step (the main job's progress hook).
+        ``step_metrics(step)`` returns extra metrics logged with that step (the main job's
+        held-out curve; ``{}`` for steps it skips); on a fresh run it is also called for step 0
+        (the base policy), logged as a row of its own unless ``metrics.jsonl`` already has one.
         """
         cfg = self.cfg
         with atomic_output(self.run_dir / "config.yaml", "w") as handle:
@@ -768,6 +772,10 @@ class Trainer:
         if cfg.checkpoint.resume:
             self.resume()
         logger = MetricsLogger(self.run_dir, cfg.logging, resume_step=self.step, config_dict=cfg.to_dict())
+        if step_metrics is not None and self.step == 0 and 0 not in logger.logged_steps:
+            base = step_metrics(0)
+            if base:
+                logger.log(0, base)
         history: list[dict[str, Any]] = []
         first = self.step == 0
         began, budget = time.perf_counter(), cfg.training.time_budget_s
@@ -785,6 +793,8 @@ class Trainer:
                     if first and self.dropped:
                         metrics.update({f"data/dropped_overlong/{t}": float(c) for t, c in self.dropped.items()})
                         first = False
+                    if step_metrics is not None:
+                        metrics.update(step_metrics(self.step))
                     logger.log(self.step, metrics)
                     history.append({"step": self.step, **metrics})
                     every = cfg.checkpoint.every_steps
