@@ -6,11 +6,14 @@ Each sample takes one of three paths:
 * a row whose labels or gold cannot be scored scores 0 with reason ``gold`` (one warning per
   kind of defect; ``golongrl data validate`` names the rows);
 * a sample that may run long goes to a killable worker process under the cap
-  (:mod:`golongrl.rewards.guard`): every math sample (sympy can compute for minutes on a few
-  characters; answers the pre-screen already knows to explode score ``timeout`` at once), and
-  any sample whose predicted cost is over a quarter of the cap;
+  (:mod:`golongrl.rewards.guard`): any sample whose predicted cost is over a quarter of the
+  cap, and math whose numbers the pre-screen finds too big for a timer to interrupt (answers
+  it knows to explode score ``timeout`` at once);
 * everything else (nearly all samples: pure-Python metrics, linear in the text) is scored in
-  the calling thread, with no inter-process traffic at all.
+  the calling thread, with no inter-process traffic at all.  Math there (sympy can compute for
+  minutes on a few characters) is capped by a SIGALRM timer on the main thread; on any other
+  thread, where no timer exists, a math sample that reaches sympy moves to a worker (plain
+  numbers in hardened mode never do).
 
 A large batch shares its cheap samples with the workers only once the calling thread has been
 busy for :data:`SHARE_AFTER_S`: batches that finish sooner never pay for the round trips, and
@@ -42,7 +45,7 @@ from golongrl.rewards.scoring import (
     prepare,
     score_prepared,
 )
-from golongrl.tasks import resolve_task
+from golongrl.tasks import TASK_TYPES, resolve_task
 
 _log = logging.getLogger("golongrl.rewards")
 
@@ -69,12 +72,19 @@ _MATH_TASK = "numerical_reasoning"
 
 @dataclass(frozen=True)
 class ScoreRequest:
-    """One response to score, with its dataset row's labels."""
+    """One response to score, with its dataset row's labels.
+
+    ``task``: the canonical task name when the caller already resolved the row (the trainer's
+    prompts, whose labels ``golongrl data validate`` accepted, possibly through ``ability``);
+    ``None`` resolves it from ``data_source`` and ``extra_info``.  A name that is no task
+    scores 0 with reason ``gold``.
+    """
 
     data_source: str
     solution_str: str
     ground_truth: Any
     extra_info: Mapping[str, Any] | None = None
+    task: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,12 +153,14 @@ def _as_request(item: ScoreRequest | Mapping[str, Any], index: int) -> ScoreRequ
         # A missing field is a defect of the row: it scores 0 with reason ``gold``.
         return ScoreRequest(
             item.get("data_source"), item.get("solution_str"),  # type: ignore[arg-type]
-            item.get("ground_truth"), item.get("extra_info"),
+            item.get("ground_truth"), item.get("extra_info"), item.get("task"),
         )
     raise TypeError(f"item {index}: expected ScoreRequest or mapping, got {type(item).__name__}")
 
 
 def _task_name(req: ScoreRequest) -> str:
+    if isinstance(req.task, str) and req.task in TASK_TYPES:
+        return req.task
     try:
         return resolve_task(req.data_source, req.extra_info)
     except Exception:  # noqa: BLE001 - labels that name no task, of any type
@@ -174,7 +186,9 @@ def _prepare_or_reject(req: ScoreRequest, mode: str, where: str) -> Prepared | S
                 f"data_source must be a string, got {type(req.data_source).__name__} "
                 f"{req.data_source!r:.40}"
             )
-        return prepare(req.data_source, req.ground_truth, req.extra_info, mode)
+        if req.task is not None and req.task not in TASK_TYPES:
+            raise ValueError(f"task {req.task!r:.60} is not one of the task types")
+        return prepare(req.data_source, req.ground_truth, req.extra_info, mode, task=req.task)
     except Exception as exc:  # noqa: BLE001 - a bad row must not stop a training step
         task = _task_name(req)
         _warn_bad_row(exc, task, where)
@@ -246,8 +260,8 @@ def score_batch(
             ``timeout`` and its worker process is replaced.  Worker startup (1-2 s, once) and
             waiting for a busy worker are not charged to it.
         workers: most worker processes this call uses; ``None`` = one per CPU, ``0`` = score
-            everything in this process (no cap beyond the math pre-screen and math_verify's
-            own SIGALRM timeouts, which work on the main thread only).
+            everything in this process (math capped by the pre-screen and, on the main
+            thread, the SIGALRM timer; not at all elsewhere).
         progress: show a rich progress bar.
         **options: :class:`ScoreOptions` fields.
 
@@ -300,27 +314,59 @@ class _BatchRun:
         self.costs = {i: _predicted_cost_s(p, self.solutions[i]) for i, p in prepared.items()}
         self.guarded: collections.deque[int] = collections.deque()
         self.alone: collections.deque[int] = collections.deque()  # retried one per call
+        self.in_process = n_workers <= 0  # also set when no worker can start here
+        # Math in this thread: under the SIGALRM timer where there is one, else moved to a
+        # worker as soon as it reaches sympy (tried first, so the workers start early).
+        self.timed = guard.alarm_available()
         cheap: list[int] = []
         for i, p in prepared.items():
-            needs_worker = p.task == _MATH_TASK or self.costs[i] > IN_PROCESS_FRACTION * timeout_s
-            if p.task == _MATH_TASK and guard.explosive_math(_math_tail(self.solutions[i], opts)):
-                self._set(i, 0.0, REASON_TIMEOUT)
-            elif needs_worker and n_workers > 0:
+            if p.task == _MATH_TASK:
+                why, digits = guard.screen_math(_math_tail(self.solutions[i], opts))
+                if why:
+                    self._set(i, 0.0, REASON_TIMEOUT)
+                elif digits > guard.IN_PROCESS_MAX_DIGITS and not self.in_process:
+                    self.guarded.append(i)
+                else:
+                    cheap.append(i)
+            elif self.costs[i] > IN_PROCESS_FRACTION * timeout_s and not self.in_process:
                 self.guarded.append(i)
             else:
                 cheap.append(i)
-        self.cheap = collections.deque(sorted(cheap, key=self.costs.__getitem__))
+        escalating_first = not self.timed and not self.in_process
+        self.cheap = collections.deque(sorted(
+            cheap, key=lambda i: (not (escalating_first and prepared[i].task == _MATH_TASK), self.costs[i])
+        ))
         self.busy: dict[guard.Worker, tuple[list[int], float]] = {}  # worker -> (chunk, deadline)
         self.starting: dict[guard.Worker, float] = {}  # worker -> when we took it
-        self.in_process = n_workers <= 0  # also set when no worker can start here
 
     def _set(self, i: int, score: float, reason: str | None) -> None:
         self.results[i] = ScoreResult(float(score), self.prepared[i].task, reason)
 
     def _score_here(self, chunk: list[int]) -> None:
+        done = 0
         for i in chunk:
-            self._set(i, *score_prepared(self.prepared[i], self.solutions[i], self.mode, self.opts))
-        self.advance(len(chunk))
+            p, solution = self.prepared[i], self.solutions[i]
+            if p.task != _MATH_TASK:
+                self._set(i, *score_prepared(p, solution, self.mode, self.opts))
+            elif self.timed:
+                # Lazy: the timer is armed only once sympy runs (math_verify_score's limits).
+                try:
+                    self._set(i, *guard.call_with_alarm(
+                        self.timeout_s, lambda: score_prepared(p, solution, self.mode, self.opts), lazy=True
+                    ))
+                except guard.DeadlineExceeded:
+                    self._set(i, 0.0, REASON_TIMEOUT)
+            elif self.in_process:  # no worker: the pre-screen is the only cap off the main thread
+                self._set(i, *score_prepared(p, solution, self.mode, self.opts))
+            else:
+                try:
+                    with guard.escalate_to_worker():
+                        self._set(i, *score_prepared(p, solution, self.mode, self.opts))
+                except guard.NeedsWorker:
+                    self.guarded.append(i)
+                    continue
+            done += 1
+        self.advance(done)
 
     def score(self, advance: Any) -> None:
         self.advance = advance
