@@ -106,11 +106,23 @@ class ScoreResult:
     reason: str | None = None
 
 
+_math_warm = False
+
+
+def _warm_up_math() -> None:
+    """math_verify's parser loads lazily (about a second): done once per process, before the
+    first math sample's deadline starts."""
+    global _math_warm
+    if not _math_warm:
+        math_row = prepare("math_longcot_math_verify", {"golden_label": "1/2"}, {}, "hardened")
+        score_prepared(math_row, "\\boxed{0.5}", "hardened", ScoreOptions())
+        _math_warm = True
+
+
 def _warm_up() -> None:
     """Run once in each new worker: math_verify's parser and jieba's dictionary load lazily
     and would otherwise be charged to the first sample's deadline."""
-    math_row = prepare("math_longcot_math_verify", {"golden_label": "1/2"}, {}, "hardened")
-    score_prepared(math_row, "\\boxed{0.5}", "hardened", ScoreOptions())
+    _warm_up_math()
     chinese_summary = prepare(
         "longbench_pro",
         {"doc_ids": ["我们今天去公园散步。"], "summary": "Chinese"},
@@ -332,9 +344,11 @@ class _BatchRun:
                 self.guarded.append(i)
             else:
                 cheap.append(i)
-        escalating_first = not self.timed and not self.in_process
+        self.escalating = not self.timed and not self.in_process
+        if self.timed and any(prepared[i].task == _MATH_TASK for i in cheap):
+            _warm_up_math()
         self.cheap = collections.deque(sorted(
-            cheap, key=lambda i: (not (escalating_first and prepared[i].task == _MATH_TASK), self.costs[i])
+            cheap, key=lambda i: (not (self.escalating and prepared[i].task == _MATH_TASK), self.costs[i])
         ))
         self.busy: dict[guard.Worker, tuple[list[int], float]] = {}  # worker -> (chunk, deadline)
         self.starting: dict[guard.Worker, float] = {}  # worker -> when we took it
@@ -372,6 +386,9 @@ class _BatchRun:
         self.advance = advance
         self.share_at = time.monotonic() + SHARE_AFTER_S
         try:
+            if self.escalating:  # collect the math that needs a worker, to send it in chunks
+                while self.cheap and self.prepared[self.cheap[0]].task == _MATH_TASK:
+                    self._score_here([self.cheap.popleft()])
             self._hire()
             while self.cheap:
                 self._score_here([self.cheap.popleft()])
