@@ -74,7 +74,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from golongrl.rewards import close_pool, score_batch
+    from golongrl.rewards import close_pool, score_batch, warm_pool
     from reward_reference import reference_score
     from golongrl.rewards.scoring import ScoreOptions, prepare, score_prepared
     from reward_synthetic import make_requests
@@ -130,9 +130,11 @@ def main() -> None:
         in_process[mode] = time.perf_counter() - t_mode
 
     def fresh_workers(mode: str) -> None:
-        # Workers memoise math parses too: each measurement starts from new, warm ones.
+        # Workers memoise math parses too: each measurement starts from new, warm ones (a
+        # trainer's steady state: its first steps started them).
         close_pool()
         score_batch(warm, mode=mode, workers=args.workers)
+        warm_pool(args.workers)
         _clear_math_caches()
 
     # golongrl through score_batch (capped, warm workers): the step time a trainer sees.

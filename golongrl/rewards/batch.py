@@ -23,6 +23,7 @@ long ones get every worker's help, largest samples first.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import multiprocessing.connection
 import os
@@ -63,6 +64,10 @@ MATH_COST_S = 0.01
 IN_PROCESS_FRACTION = 0.25
 #: How long the calling thread scores cheap samples alone before sharing them with workers.
 SHARE_AFTER_S = 0.2
+#: Workers that are not running yet are started to share cheap samples only once the calling
+#: thread has been busy this long: a start costs 1-2 s of a CPU, more than it saves a shorter
+#: batch (math and long samples that need a worker start one at once).
+START_TO_SHARE_AFTER_S = 2.0
 #: Samples travel to a worker in chunks of at most this many (a few per worker), or this many
 #: characters; a chunk over the cap is retried one sample per call.
 CHUNK_MAX_ITEMS = 64
@@ -137,6 +142,22 @@ _POOL_PRELOAD = ("golongrl.rewards.batch",)
 
 def _pool() -> guard.WorkerPool:
     return guard.default_pool(_POOL_PRELOAD, _warm_up)
+
+
+def warm_pool(workers: int | None = None) -> None:
+    """Start ``workers`` scoring workers (``None``: one per CPU) and wait until they are ready,
+    so the first batch that needs or shares work finds them warm instead of waiting 1-2 s (a
+    batch starts workers to share cheap samples only after :data:`START_TO_SHARE_AFTER_S`).
+
+    Raises:
+        guard.WorkerUnavailable: no worker can start here.
+    """
+    _pool().warm(max(1, _cpu_count() if workers is None else workers))
+
+
+@functools.cache
+def _cpu_count() -> int:
+    return os.cpu_count() or 1  # reads sysfs on Linux: 10-20 us, too much for every call
 
 
 def close_pool() -> None:
@@ -219,11 +240,6 @@ def _predicted_cost_s(p: Prepared, solution: Any) -> float:
     return size * COST_PER_CHAR_S.get(p.task, DEFAULT_COST_PER_CHAR_S)
 
 
-def _math_tail(solution: Any, opts: ScoreOptions) -> str:
-    # Both modes hand math_verify at most the last math_tail_chars of the (stripped) text.
-    return solution.rstrip()[-opts.math_tail_chars :] if isinstance(solution, str) else ""
-
-
 def compute_score(
     data_source: str,
     solution_str: str,
@@ -293,7 +309,7 @@ def score_batch(
             results[i] = outcome
         else:
             prepared[i] = outcome
-    n_workers = (os.cpu_count() or 1) if workers is None else max(0, workers)
+    n_workers = _cpu_count() if workers is None else max(0, workers)
     run = _BatchRun(requests, prepared, results, mode, opts, timeout_s, n_workers)
     with _progress(progress, len(requests)) as advance:
         advance(len(requests) - len(prepared))
@@ -327,28 +343,22 @@ class _BatchRun:
         self.guarded: collections.deque[int] = collections.deque()
         self.alone: collections.deque[int] = collections.deque()  # retried one per call
         self.in_process = n_workers <= 0  # also set when no worker can start here
-        # Math in this thread: under the SIGALRM timer where there is one, else moved to a
-        # worker as soon as it reaches sympy (tried first, so the workers start early).
+        # Math is scored in this thread: under the SIGALRM timer where there is one (the main
+        # thread), moved to a worker the moment it needs sympy where none can cap it
+        # (math_verify_score decides, raising guard.NeedsWorker).
         self.timed = guard.alarm_available()
         cheap: list[int] = []
-        for i, p in prepared.items():
-            if p.task == _MATH_TASK:
-                why, digits = guard.screen_math(_math_tail(self.solutions[i], opts))
-                if why:
-                    self._set(i, 0.0, REASON_TIMEOUT)
-                elif digits > guard.IN_PROCESS_MAX_DIGITS and not self.in_process:
-                    self.guarded.append(i)
-                else:
-                    cheap.append(i)
-            elif self.costs[i] > IN_PROCESS_FRACTION * timeout_s and not self.in_process:
+        for i in prepared:
+            if self.costs[i] > IN_PROCESS_FRACTION * timeout_s and not self.in_process:
                 self.guarded.append(i)
             else:
                 cheap.append(i)
-        self.escalating = not self.timed and not self.in_process
         if self.timed and any(prepared[i].task == _MATH_TASK for i in cheap):
             _warm_up_math()
+        # Off the main thread math goes first, so what needs a worker is collected at once.
+        math_first = not self.timed and not self.in_process
         self.cheap = collections.deque(sorted(
-            cheap, key=lambda i: (not (self.escalating and prepared[i].task == _MATH_TASK), self.costs[i])
+            cheap, key=lambda i: (not (math_first and prepared[i].task == _MATH_TASK), self.costs[i])
         ))
         self.busy: dict[guard.Worker, tuple[list[int], float]] = {}  # worker -> (chunk, deadline)
         self.starting: dict[guard.Worker, float] = {}  # worker -> when we took it
@@ -362,31 +372,36 @@ class _BatchRun:
             p, solution = self.prepared[i], self.solutions[i]
             if p.task != _MATH_TASK:
                 self._set(i, *score_prepared(p, solution, self.mode, self.opts))
-            elif self.timed:
-                # Lazy: the timer is armed only once sympy runs (math_verify_score's limits).
-                try:
-                    self._set(i, *guard.call_with_alarm(
-                        self.timeout_s, lambda: score_prepared(p, solution, self.mode, self.opts), lazy=True
-                    ))
-                except guard.DeadlineExceeded:
-                    self._set(i, 0.0, REASON_TIMEOUT)
-            elif self.in_process:  # no worker: the pre-screen is the only cap off the main thread
-                self._set(i, *score_prepared(p, solution, self.mode, self.opts))
             else:
                 try:
-                    with guard.escalate_to_worker():
-                        self._set(i, *score_prepared(p, solution, self.mode, self.opts))
+                    self._set(i, *self._score_math(p, solution))
                 except guard.NeedsWorker:
                     self.guarded.append(i)
                     continue
             done += 1
         self.advance(done)
 
+    def _score_math(self, p: Prepared, solution: Any) -> tuple[float, str | None]:
+        def call() -> tuple[float, str | None]:
+            if self.in_process:  # no worker: the pre-screen (and the timer, if any) caps it
+                return score_prepared(p, solution, self.mode, self.opts)
+            with guard.escalate_to_worker():
+                return score_prepared(p, solution, self.mode, self.opts)
+
+        if not self.timed:
+            return call()
+        try:  # lazy: the timer is armed only once sympy runs (math_verify_score's limits)
+            return guard.call_with_alarm(self.timeout_s, call, lazy=True)
+        except guard.DeadlineExceeded:
+            return 0.0, REASON_TIMEOUT
+
     def score(self, advance: Any) -> None:
         self.advance = advance
-        self.share_at = time.monotonic() + SHARE_AFTER_S
+        now = time.monotonic()
+        self.share_at, self.start_to_share_at = now + SHARE_AFTER_S, now + START_TO_SHARE_AFTER_S
+        self.look_for_idle_at = now  # when to ask the pool for an idle worker to share with
         try:
-            if self.escalating:  # collect the math that needs a worker, to send it in chunks
+            if not self.timed:  # collect the math that needs a worker, to send it in chunks
                 while self.cheap and self.prepared[self.cheap[0]].task == _MATH_TASK:
                     self._score_here([self.cheap.popleft()])
             self._hire()
@@ -394,7 +409,7 @@ class _BatchRun:
                 self._score_here([self.cheap.popleft()])
                 if self.busy or self.starting or self.guarded or self.alone or time.monotonic() >= self.share_at:
                     self._service(wait=False)
-            while self.guarded or self.alone or self.busy or self.starting:
+            while self.guarded or self.alone or self.busy:  # a worker still starting is not waited for
                 self._service(wait=True)
         finally:
             for worker in list(self.busy):
@@ -414,13 +429,19 @@ class _BatchRun:
         guarded samples wait and no worker is ours)."""
         while self._wants_workers() and len(self.busy) + len(self.starting) < self.n_workers:
             alone = not self.busy and not self.starting
+            needed = bool(self.guarded or self.alone)
+            now = time.monotonic()
+            start = needed or now >= self.start_to_share_at
+            if not start and now < self.look_for_idle_at:
+                break
             try:
-                worker = _pool().acquire(self.n_workers, block=alone and bool(self.guarded or self.alone))
+                worker = _pool().acquire(self.n_workers, block=alone and needed, start=start)
             except guard.WorkerUnavailable:
                 self._give_up_on_workers()
                 return
             if worker is None:
-                return
+                self.look_for_idle_at = now + 0.05
+                break
             self.starting[worker] = time.monotonic()
         self._start_ready()
 

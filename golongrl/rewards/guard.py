@@ -1,20 +1,25 @@
-"""Time caps for reward scoring: a pre-screen for math that would blow up sympy, and persistent
-killable worker processes that run a scoring call under a wall-clock deadline.
+"""Time caps for reward scoring: a pre-screen for math that would blow up sympy, a SIGALRM
+timer for the main thread, and persistent killable worker processes that run a scoring call
+under a wall-clock deadline.
 
-Why both.  math_verify hands the model's text to sympy, and a few characters are enough to
-make it compute for minutes: ``9^{9^{9}}`` (a 370-million-digit power), ``(10^{100})!``,
-``\\binom{10^9}{10^5}``, twenty nested ``\\frac`` or sixty nested parentheses (the ANTLR
-parser backtracks).  math_verify's own timeout uses SIGALRM, which exists only on the main
-thread and cannot interrupt C-level big-integer arithmetic anyway; a thread cannot be killed
-either, and it holds the GIL while sympy computes, starving every other thread.  So:
+Why all three.  math_verify hands the model's text to sympy, and a few characters are enough
+to make it compute for minutes: ``9^{9^{9}}`` (a 370-million-digit power), ``(10^{100})!``,
+``\\binom{10^9}{10^5}``, ``(x+y+z+1)^{60}``, twenty nested ``\\frac`` or sixty nested
+parentheses (the ANTLR parser backtracks).  A SIGALRM timer exists only on the main thread and
+interrupts Python code only between bytecodes, not one long C-level big-integer operation; a
+thread cannot be killed either, and it holds the GIL while sympy computes.  So:
 
 * :func:`explosive_math` rejects, in microseconds and in-process, text whose numeric sizes or
   nesting are known to explode (thresholds measured with math_verify 0.9: ``100000!`` verifies
   in 0.3 s, ``1000000!`` in 5 s; ``10^{1000000}`` in 0.4 s, ``9^{9^9}`` never);
-* :class:`WorkerPool` runs everything else that might be slow in a child process that is
-  SIGKILLed at the deadline and replaced by a fresh one.  Children are plain subprocesses
-  (not ``multiprocessing``), so they also start from daemonic processes such as DataLoader
-  workers, and they never inherit a trainer's threads or CUDA state.  The protocol is
+* :func:`call_with_alarm` caps, on the main thread, math whose numbers :func:`screen_math`
+  bounds to :data:`IN_PROCESS_MAX_DIGITS` (so no single C call runs long): a nestable
+  ITIMER_REAL timer that leaves a caller's SIGALRM handler and timer as they were;
+* :class:`WorkerPool` runs everything else that might be slow (math off the main thread, or
+  with big numbers) in a child process that is SIGKILLed at the deadline and replaced by a
+  fresh one.  Children are plain subprocesses (not ``multiprocessing``), so they also start
+  from daemonic processes such as DataLoader workers, and they never inherit a trainer's
+  threads or CUDA state.  The protocol is
   ``multiprocessing.connection`` over a socket pair (POSIX: ``resource``, ``pass_fds``).
   Where no worker can start, callers fall back to scoring in-process.
 
@@ -439,7 +444,10 @@ def call_with_alarm(seconds: float, func: Callable[[], T], *, lazy: bool = False
 
     Raises:
         DeadlineExceeded: ``func`` ran past ``seconds``.
+        RuntimeError: called off the main thread (see :func:`alarm_available`).
     """
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("call_with_alarm works on the main thread only")
     entry = _Deadline(time.monotonic() + seconds)
     try:
         try:
@@ -470,8 +478,9 @@ class escalate_to_worker:
 
 def require_worker() -> None:
     """Called before work that may run unbounded where no timer can cap it (sympy off the
-    main thread): raises :class:`NeedsWorker` inside :class:`escalate_to_worker`, else
-    returns (a worker process, or a caller that chose no cap)."""
+    main thread, or on numbers too big for a timer to interrupt): raises :class:`NeedsWorker`
+    inside :class:`escalate_to_worker`, else returns (a worker process, or a caller that has
+    no worker)."""
     if getattr(_escalation, "on", False):
         raise NeedsWorker
 
@@ -676,9 +685,10 @@ class WorkerPool:
                 _log.error("golongrl.rewards: %s; scoring in-process without a time cap "
                            "(retrying every %.0f s)", exc, RETRY_AFTER_S)
 
-    def acquire(self, max_workers: int, *, block: bool) -> Worker | None:
+    def acquire(self, max_workers: int, *, block: bool, start: bool = True) -> Worker | None:
         """A worker for the caller alone (ready ones first; it may still be starting, see
-        :meth:`started`), or ``None`` when ``max_workers`` are busy and not ``block``.
+        :meth:`started`), or ``None`` when ``max_workers`` are busy and not ``block``, or
+        when none is idle and not ``start`` (then no new process is started).
 
         Raises:
             WorkerUnavailable: workers failed to start recently, or cannot be created here.
@@ -695,6 +705,8 @@ class WorkerPool:
                     worker = (ready or self._idle)[-1]
                     self._idle.remove(worker)
                     break
+                if not start:
+                    return None
                 if self._busy < max_workers:
                     try:
                         worker = Worker(self._preload, self._warmup)
@@ -726,6 +738,31 @@ class WorkerPool:
                 except WorkerUnavailable:
                     break
             self._lock.notify()
+
+    def warm(self, count: int) -> None:
+        """Start idle workers until ``count`` are idle, and block until every idle one is
+        ready (other callers of this pool wait meanwhile).
+
+        Raises:
+            WorkerUnavailable: a worker could not start (see :meth:`mark_unavailable`).
+        """
+        with self._lock:
+            if os.getpid() != self._pid:
+                self._pid, self._idle, self._busy = os.getpid(), [], 0
+            if time.monotonic() < self._unavailable_until:
+                raise WorkerUnavailable("scoring workers failed to start recently")
+            try:
+                while len(self._idle) < count:
+                    self._idle.append(Worker(self._preload, self._warmup))
+                for worker in list(self._idle):
+                    try:
+                        worker.await_ready()
+                    except WorkerUnavailable:
+                        self._idle.remove(worker)
+                        raise
+            except WorkerUnavailable as exc:
+                self.mark_unavailable(exc)
+                raise
 
     def close(self) -> None:
         """Kill every idle worker (a busy one is killed when its call times out, or stays

@@ -34,8 +34,10 @@ class ScoreOptions:
             thinking models, whose truncated responses then fail the gate).
         max_response_chars: hardened only; longer responses score 0 with reason ``format``.
         math_tail_chars: how much of the (answer) text math_verify sees (reference: 500).
-        math_timeout_s: math_verify's own parse/verify timeouts (reference: 5); they rely on
-            SIGALRM and are disabled off the main thread.
+        math_timeout_s: the reference's math_verify parse/verify timeouts (5 s), kept on the
+            main thread and in workers with golongrl's nestable SIGALRM timer (math_verify's
+            own would cancel the per-sample cap); off the main thread ``score_batch`` runs
+            such math in a killable worker.
         rouge_recursion_budget: faithful only; the deepest recursive LCS reconstruction the
             reference survives: ``sys.getrecursionlimit()`` (1000) minus the stack depth at
             which the reference calls ``Rouge.get_scores`` minus 6.  960 assumes a verl

@@ -11,6 +11,7 @@ from fractions import Fraction
 from typing import Any
 
 from golongrl.rewards import guard
+from golongrl.rewards.options import REASON_TIMEOUT
 from golongrl.tasks.base import REASON_PARSE, Gold, Result, ScoreOptions, Task, row_question
 
 _NUMBER_IN_TEXT = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?")
@@ -103,11 +104,18 @@ def math_verify_score(tail: str, gold: str, options: ScoreOptions) -> Result:
     """The reference's ``math_verify_from_sky``: parse the tail; a string hit on the parsed
     answer or a math_verify equivalence with ``\\boxed{gold}`` scores 1.  A parse over
     ``options.math_timeout_s`` counts as no answer, a verification over it as incorrect (the
-    reference's outcomes; its verify limits each comparison, this the whole call)."""
+    reference's outcomes; its verify limits each comparison, this the whole call).  A tail
+    that :func:`golongrl.rewards.guard.screen_math` knows to explode scores ``timeout``."""
     from math_verify import parse, verify
 
-    if not guard.alarm_available():
-        guard.require_worker()  # inside score_batch off the main thread: move to a worker
+    # sympy runs from here on.  Text known to explode is refused; inside score_batch, what no
+    # timer here can cap (off the main thread, or numbers too big for one to interrupt) moves
+    # to a killable worker (guard.NeedsWorker).
+    why, digits = guard.screen_math(tail)
+    if why:
+        return 0.0, REASON_TIMEOUT
+    if digits > guard.IN_PROCESS_MAX_DIGITS or not guard.alarm_available():
+        guard.require_worker()
     limit = options.math_timeout_s
     try:
         parsed = _limited(limit, lambda: parse(tail, parsing_timeout=None))
