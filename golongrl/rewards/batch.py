@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from golongrl.rewards import guard
 from golongrl.rewards.scoring import (
@@ -179,19 +179,27 @@ _warned_kinds: set[str] = set()
 _warned_lock = threading.Lock()
 
 
-def _as_request(item: ScoreRequest | Mapping[str, Any], index: int) -> ScoreRequest:
+class _Row(NamedTuple):
+    """A mapping item's fields (a ScoreRequest's, at a fifth of a frozen dataclass's cost)."""
+
+    data_source: Any
+    solution_str: Any
+    ground_truth: Any
+    extra_info: Any
+    task: Any
+
+
+def _as_request(item: ScoreRequest | Mapping[str, Any], index: int) -> ScoreRequest | _Row:
     if isinstance(item, ScoreRequest):
         return item
     if isinstance(item, Mapping):
         # A missing field is a defect of the row: it scores 0 with reason ``gold``.
-        return ScoreRequest(
-            item.get("data_source"), item.get("solution_str"),  # type: ignore[arg-type]
-            item.get("ground_truth"), item.get("extra_info"), item.get("task"),
-        )
+        return _Row(item.get("data_source"), item.get("solution_str"), item.get("ground_truth"),
+                    item.get("extra_info"), item.get("task"))
     raise TypeError(f"item {index}: expected ScoreRequest or mapping, got {type(item).__name__}")
 
 
-def _task_name(req: ScoreRequest) -> str:
+def _task_name(req: ScoreRequest | _Row) -> str:
     if isinstance(req.task, str) and req.task in TASK_TYPES:
         return req.task
     try:
@@ -212,7 +220,7 @@ def _warn_bad_row(exc: Exception, task: str, where: str) -> None:
     )
 
 
-def _prepare_or_reject(req: ScoreRequest, mode: str, where: str) -> Prepared | ScoreResult:
+def _prepare_or_reject(req: ScoreRequest | _Row, mode: str, index: int | None) -> Prepared | ScoreResult:
     try:
         if not isinstance(req.data_source, str):
             raise ValueError(
@@ -224,7 +232,7 @@ def _prepare_or_reject(req: ScoreRequest, mode: str, where: str) -> Prepared | S
         return prepare(req.data_source, req.ground_truth, req.extra_info, mode, task=req.task)
     except Exception as exc:  # noqa: BLE001 - a bad row must not stop a training step
         task = _task_name(req)
-        _warn_bad_row(exc, task, where)
+        _warn_bad_row(exc, task, "a row" if index is None else f"item {index}")
         return ScoreResult(0.0, task, REASON_GOLD)
 
 
@@ -303,8 +311,9 @@ def score_batch(
     requests = [_as_request(item, i) for i, item in enumerate(items)]
     results: list[ScoreResult | None] = [None] * len(requests)
     prepared: dict[int, Prepared] = {}
+    several = len(requests) > 1
     for i, req in enumerate(requests):
-        outcome = _prepare_or_reject(req, mode, f"item {i}" if len(requests) > 1 else "a row")
+        outcome = _prepare_or_reject(req, mode, i if several else None)
         if isinstance(outcome, ScoreResult):
             results[i] = outcome
         else:
@@ -328,7 +337,7 @@ class _BatchRun:
 
     def __init__(
         self,
-        requests: list[ScoreRequest],
+        requests: list[ScoreRequest | _Row],
         prepared: dict[int, Prepared],
         results: list[ScoreResult | None],
         mode: str,
@@ -346,14 +355,15 @@ class _BatchRun:
         # Math is scored in this thread: under the SIGALRM timer where there is one (the main
         # thread), moved to a worker the moment it needs sympy where none can cap it
         # (math_verify_score decides, raising guard.NeedsWorker).
-        self.timed = guard.alarm_available()
+        has_math = any(p.task == _MATH_TASK for p in prepared.values())
+        self.timed = has_math and guard.alarm_available()
         cheap: list[int] = []
         for i in prepared:
             if self.costs[i] > IN_PROCESS_FRACTION * timeout_s and not self.in_process:
                 self.guarded.append(i)
             else:
                 cheap.append(i)
-        if self.timed and any(prepared[i].task == _MATH_TASK for i in cheap):
+        if self.timed:
             _warm_up_math()
         # Off the main thread math goes first, so what needs a worker is collected at once.
         math_first = not self.timed and not self.in_process
