@@ -5,19 +5,20 @@ Each sample takes one of three paths:
 
 * a row whose labels or gold cannot be scored scores 0 with reason ``gold`` (one warning per
   kind of defect; ``golongrl data validate`` names the rows);
-* a sample that may run long goes to a killable worker process under the cap
-  (:mod:`golongrl.rewards.guard`): any sample whose predicted cost is over a quarter of the
-  cap, and math whose numbers the pre-screen finds too big for a timer to interrupt (answers
-  it knows to explode score ``timeout`` at once);
+* a sample predicted to cost over a quarter of the cap goes to a killable worker process
+  (:mod:`golongrl.rewards.guard`);
 * everything else (nearly all samples: pure-Python metrics, linear in the text) is scored in
   the calling thread, with no inter-process traffic at all.  Math there (sympy can compute for
-  minutes on a few characters) is capped by a SIGALRM timer on the main thread; on any other
-  thread, where no timer exists, a math sample that reaches sympy moves to a worker (plain
-  numbers in hardened mode never do).
+  minutes on a few characters) is screened where sympy would start: what is known to explode
+  scores ``timeout`` at once; on the main thread the rest runs under a SIGALRM timer, except
+  numbers too big for a timer to interrupt; those, and on any other thread (where no timer
+  exists) all math that reaches sympy, move to a worker (plain numbers in hardened mode never
+  reach it).
 
 A large batch shares its cheap samples with the workers only once the calling thread has been
-busy for :data:`SHARE_AFTER_S`: batches that finish sooner never pay for the round trips, and
-long ones get every worker's help, largest samples first.
+busy for :data:`SHARE_AFTER_S` (and starts workers for that only after
+:data:`START_TO_SHARE_AFTER_S`; :func:`warm_pool` starts them ahead): batches that finish
+sooner never pay for round trips, and long ones get every worker's help, largest samples first.
 """
 
 from __future__ import annotations
