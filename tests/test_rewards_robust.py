@@ -308,6 +308,16 @@ def test_a_callers_sigalrm_handler_and_timer_are_left_as_they_were() -> None:
         signal.signal(signal.SIGALRM, previous)
 
 
+def test_with_sigalrm_blocked_math_is_capped_in_a_worker() -> None:
+    items = [{"solution_str": think(a), **MATH} for a in (SYMPY_42, SLOW_SYMBOLIC)]
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])  # a timer would never arrive
+    try:
+        results = score_batch(items, timeout_s=1.0)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGALRM])
+    assert [(r.score, r.reason) for r in results] == [(1.0, None), (0.0, "timeout")]
+
+
 def _spin() -> None:
     while True:
         time.sleep(0.002)

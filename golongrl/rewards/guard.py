@@ -353,7 +353,7 @@ def explosive_math(text: str) -> str | None:
 #: After a deadline passed, the timer fires again this often until the capped call has
 #: returned, so code that swallows the first interrupt (a bare ``except:``) is stopped too.
 REFIRE_S = 0.05
-_HAS_ITIMER = hasattr(signal, "setitimer") and hasattr(signal, "SIGALRM")
+_HAS_ITIMER = all(hasattr(signal, name) for name in ("setitimer", "SIGALRM", "pthread_sigmask"))
 
 
 class _AlarmFired(BaseException):
@@ -387,12 +387,17 @@ _escalation = threading.local()
 def alarm_available() -> bool:
     """Whether :func:`call_with_alarm` can cap a call here: on the main thread of a process
     with ``setitimer`` (POSIX), and while SIGALRM is free.  A timer the caller armed (alarm
-    or ITIMER_REAL) or a handler installed from C is never touched: then it is ``False``."""
+    or ITIMER_REAL), a handler installed from C, or SIGALRM blocked is never worked around:
+    then it is ``False``."""
     if not _HAS_ITIMER or threading.current_thread() is not threading.main_thread():
         return False
     if _deadlines:
         return True
-    return signal.getitimer(signal.ITIMER_REAL)[0] == 0 and signal.getsignal(signal.SIGALRM) is not None
+    return (
+        signal.getitimer(signal.ITIMER_REAL)[0] == 0
+        and signal.getsignal(signal.SIGALRM) is not None
+        and signal.SIGALRM not in signal.pthread_sigmask(signal.SIG_BLOCK, ())  # else it never arrives
+    )
 
 
 def _on_alarm(signum: int, frame: Any) -> None:

@@ -52,6 +52,7 @@ class ScoreOptions:
 
 
 _OPTION_NAMES = frozenset(ScoreOptions.__dataclass_fields__)
+_DEFAULT_OPTIONS = ScoreOptions()  # frozen: safe to share
 # verl's reward manager passes these to every custom reward function; they mean nothing here.
 _VERL_PASSTHROUGH = frozenset(
     {
@@ -69,7 +70,9 @@ _warned: set[str] = set()
 def make_options(options: ScoreOptions | None = None, **kwargs: Any) -> ScoreOptions:
     """Build :class:`ScoreOptions` from keyword overrides; unknown names are ignored with one
     warning each (verl forwards its own reward kwargs, and a new verl must not break training)."""
-    opts = options or ScoreOptions()
+    opts = options or _DEFAULT_OPTIONS
+    if not kwargs:  # every score_batch call without options (a verl micro-batch costs it)
+        return opts
     known = {k: v for k, v in kwargs.items() if k in _OPTION_NAMES}
     for name in kwargs.keys() - _OPTION_NAMES - _VERL_PASSTHROUGH - _warned:
         _warned.add(name)
