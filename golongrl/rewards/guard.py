@@ -440,9 +440,10 @@ def call_with_alarm(seconds: float, func: Callable[[], T], *, lazy: bool = False
 
     Only where :func:`alarm_available`.  Calls nest: the earliest deadline is armed, and one
     that passes interrupts every call inside it and reaches its own caller.  A ``lazy``
-    deadline arms no timer itself; it caps only the capped calls nested inside it (and takes
-    two list operations instead of four system calls).  When the outermost call returns, the
-    timer is disarmed and the caller's SIGALRM handler is back.
+    deadline arms no timer itself (two list operations instead of four system calls): it is
+    enforced from the first non-lazy call nested inside it on, so code that never reaches one
+    runs uncapped.  When the outermost call returns, the timer is disarmed and the caller's
+    SIGALRM handler is back.
 
     A timer interrupts Python code between bytecodes; it cannot stop one long C call (big
     integers, one regex match): :func:`screen_math` keeps those in a killable worker.
