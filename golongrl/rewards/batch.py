@@ -368,9 +368,10 @@ class _BatchRun:
             _warm_up_math()
         # Off the main thread math goes first, so what needs a worker is collected at once.
         math_first = not self.timed and not self.in_process
-        self.cheap = collections.deque(sorted(
-            cheap, key=lambda i: (not (math_first and prepared[i].task == _MATH_TASK), self.costs[i])
-        ))
+        cheap.sort(key=self.costs.__getitem__)
+        if math_first:
+            cheap.sort(key=lambda i: prepared[i].task != _MATH_TASK)  # stable: costs order kept
+        self.cheap = collections.deque(cheap)
         self.busy: dict[guard.Worker, tuple[list[int], float]] = {}  # worker -> (chunk, deadline)
         self.starting: dict[guard.Worker, float] = {}  # worker -> when we took it
 
@@ -416,8 +417,17 @@ class _BatchRun:
                 while self.cheap and self.prepared[self.cheap[0]].task == _MATH_TASK:
                     self._score_here([self.cheap.popleft()])
             self._hire()
-            while self.cheap:
-                self._score_here([self.cheap.popleft()])
+            cheap, prepared, solutions, results = self.cheap, self.prepared, self.solutions, self.results
+            mode, opts = self.mode, self.opts
+            while cheap:
+                i = cheap.popleft()
+                p = prepared[i]
+                if p.task == _MATH_TASK:
+                    self._score_here([i])
+                else:  # the common case, inlined: a few microseconds per sample matter here
+                    score, reason = score_prepared(p, solutions[i], mode, opts)
+                    results[i] = ScoreResult(float(score), p.task, reason)
+                    advance(1)
                 if self.busy or self.starting or self.guarded or self.alone or time.monotonic() >= self.share_at:
                     self._service(wait=False)
             while self.guarded or self.alone or self.busy:  # a worker still starting is not waited for
