@@ -10,7 +10,8 @@ scored by
   on the same single core as the reference is the like-for-like ratio);
 * golongrl faithful and hardened through ``score_batch`` with its per-sample cap and warm
   workers, as one step and in verl-sized micro-batches of 4 (the times a trainer sees); the
-  ratio to in-process must stay >= 1 (the cap must not cost time).
+  ratio to in-process must stay >= 1 (the cap must not cost time).  These totals are measured
+  ``--repeat`` times, interleaved, and their medians reported.
 
 It prints per-task times, the totals, the ratios and the faithful-vs-reference parity.  When
 ``--ref-limit`` is below the step size the reference runs on a stratified subset (every task
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import time
 from collections import defaultdict
 from typing import Any
@@ -65,6 +67,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-tokens", type=int, default=16_384, help="longest response, words")
     parser.add_argument("--workers", type=int, default=2, help="pool size for score_batch")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="measure the in-process and score_batch totals this often (median)")
     parser.add_argument(
         "--ref-limit", type=int, default=None,
         help="score at most this many items with the reference (stratified); default: all",
@@ -74,7 +78,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from golongrl.rewards import close_pool, score_batch
+    from golongrl.rewards import close_pool, score_batch, warm_pool
     from reward_reference import reference_score
     from golongrl.rewards.scoring import ScoreOptions, prepare, score_prepared
     from reward_synthetic import make_requests
@@ -107,49 +111,58 @@ def main() -> None:
         ref_time[keys[i]] += time.perf_counter() - t0
         ref_count[keys[i]] += 1
 
-    # golongrl in this process, no cap: the baseline score_batch must not fall behind.
+    # golongrl in this process, no cap: the baseline score_batch must not fall behind.  The
+    # totals are measured --repeat times, interleaved, and the median is reported (a shared
+    # machine's load comes and goes); per-task times and scores come from the first pass.
     opts = ScoreOptions()
-    in_process: dict[str, float] = {}
+    in_process: dict[str, list[float]] = defaultdict(list)
     ours_scores: list[float] = []
     ours_time: dict[str, float] = defaultdict(float)
     ours_count: dict[str, int] = defaultdict(int)
     hardened_time: dict[str, float] = defaultdict(float)
-    for mode in ("faithful", "hardened"):
+
+    def score_in_process(mode: str, first: bool) -> None:
         _clear_math_caches()
         t_mode = time.perf_counter()
         for r, k in zip(requests, keys):
             t0 = time.perf_counter()
             p = prepare(r["data_source"], r["ground_truth"], r["extra_info"], mode)
             score = score_prepared(p, r["solution_str"], mode, opts)[0]
+            if not first:
+                continue
             if mode == "faithful":
                 ours_scores.append(score)
                 ours_time[k] += time.perf_counter() - t0
                 ours_count[k] += 1
             else:
                 hardened_time[k] += time.perf_counter() - t0
-        in_process[mode] = time.perf_counter() - t_mode
+        in_process[mode].append(time.perf_counter() - t_mode)
 
     def fresh_workers(mode: str) -> None:
-        # Workers memoise math parses too: each measurement starts from new, warm ones.
+        # Workers memoise math parses too: each measurement starts from new, warm ones (a
+        # trainer's steady state: its first steps started them).
         close_pool()
         score_batch(warm, mode=mode, workers=args.workers)
+        warm_pool(args.workers)
         _clear_math_caches()
 
     # golongrl through score_batch (capped, warm workers): the step time a trainer sees.
-    pooled: dict[str, float] = {}
-    micro: dict[str, float] = {}
-    for mode in ("faithful", "hardened"):
-        fresh_workers(mode)
-        t0 = time.perf_counter()
-        results = score_batch(requests, mode=mode, workers=args.workers)
-        pooled[mode] = time.perf_counter() - t0
-        if mode == "faithful":
-            assert [r.score for r in results] == ours_scores, "score_batch and in-process scores differ"
-        fresh_workers(mode)
-        t0 = time.perf_counter()
-        for start in range(0, len(requests), 4):
-            score_batch(requests[start : start + 4], mode=mode, workers=args.workers)
-        micro[mode] = time.perf_counter() - t0
+    pooled: dict[str, list[float]] = defaultdict(list)
+    micro: dict[str, list[float]] = defaultdict(list)
+    for rep in range(args.repeat):
+        for mode in ("faithful", "hardened"):
+            score_in_process(mode, first=rep == 0)
+            fresh_workers(mode)
+            t0 = time.perf_counter()
+            results = score_batch(requests, mode=mode, workers=args.workers)
+            pooled[mode].append(time.perf_counter() - t0)
+            if mode == "faithful":
+                assert [r.score for r in results] == ours_scores, "score_batch and in-process scores differ"
+            fresh_workers(mode)
+            t0 = time.perf_counter()
+            for start in range(0, len(requests), 4):
+                score_batch(requests[start : start + 4], mode=mode, workers=args.workers)
+            micro[mode].append(time.perf_counter() - t0)
     close_pool()
 
     table = Table(title="per task (ms per item, one core)")
@@ -178,11 +191,12 @@ def main() -> None:
     console.print(f"{label}: {ref_full:.1f} s (one core)")
     console.print(f"golongrl faithful, in-process: {ours_total:.2f} s (one core) -> {ref_full / ours_total:.1f}x")
     for mode in pooled:
+        base, whole, small = (statistics.median(t[mode]) for t in (in_process, pooled, micro))
         console.print(
-            f"golongrl {mode}: in-process {in_process[mode]:.2f} s; score_batch "
-            f"(<= {args.workers} workers) {pooled[mode]:.2f} s -> {in_process[mode] / pooled[mode]:.2f}x "
-            f"in-process, {ref_full / pooled[mode]:.1f}x the serial reference; in micro-batches "
-            f"of 4 {micro[mode]:.2f} s -> {in_process[mode] / micro[mode]:.2f}x in-process"
+            f"golongrl {mode} (median of {args.repeat}): in-process {base:.3f} s; score_batch "
+            f"(<= {args.workers} workers) {whole:.3f} s -> {base / whole:.2f}x in-process, "
+            f"{ref_full / whole:.1f}x the serial reference; in micro-batches of 4 {small:.3f} s "
+            f"-> {base / small:.2f}x in-process"
         )
     console.print(
         f"faithful parity on {len(ref_idx)} items: {len(ref_idx) - len(mismatches)} identical, "

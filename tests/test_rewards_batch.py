@@ -16,6 +16,8 @@ from rewards_fixtures import CORRECT, ROWS, think
 # Passes the pre-screen (every size is modest) yet sympy runs for minutes: it factors the
 # 456,574-digit integer to simplify the root.  Only killing the worker bounds it.
 SLOW_MATH = "\\boxed{\\sqrt{99999!}}"
+# Small numbers, minutes of symbolic expansion in Python code: the main thread's timer stops it.
+SLOW_SYMBOLIC = "\\boxed{(x+y+z+1)^{60}}"
 
 
 def _requests() -> list[ScoreRequest]:
@@ -34,6 +36,56 @@ def test_pooled_results_match_in_process_results_in_order() -> None:
     assert [r.score for r in pooled[::2]] == [1.0] * len(ROWS)
     assert [r.task for r in pooled[::2]] == sorted(ROWS)
     assert score_batch([], workers=2) == []
+
+
+def _mixed_batch(slow: bool) -> list[dict[str, object]]:
+    items: list[dict[str, object]] = [
+        {"solution_str": think(answer), **ROWS[task]}
+        for task in sorted(ROWS) for answer in (CORRECT[task], "nothing useful")
+    ]
+    math = ROWS["numerical_reasoning"]
+    for answer in ("\\boxed{6 \\cdot 7}", "\\boxed{\\frac{84}{2}}", "\\boxed{9^{9^{9^{9}}}}", SLOW_SYMBOLIC):
+        if slow or answer != SLOW_SYMBOLIC:
+            items.append({"solution_str": think(answer), **math})
+    items.append({"solution_str": "x", "data_source": "EM", "ground_truth": {"golden_label": ["a", "list"]}})
+    return items
+
+
+@pytest.mark.parametrize("thread", ["main", "worker thread"])
+def test_a_mixed_batch_scores_as_its_items_do_one_call_each(thread: str) -> None:
+    # Off the main thread the slow one would cost a worker kill per pass (seconds): left out.
+    items = _mixed_batch(slow=thread == "main")
+
+    def run() -> tuple[list[object], list[object], list[float]]:
+        whole = score_batch(items, timeout_s=1.0)
+        single = [score_batch([item], timeout_s=1.0)[0] for item in items]
+        return whole, single, [compute_score(**item, timeout_s=1.0) for item in items]  # type: ignore[arg-type]
+
+    if thread == "main":
+        whole, single, scores = run()
+    else:
+        with ThreadPoolExecutor(1) as pool:
+            whole, single, scores = pool.submit(run).result()
+    assert whole == single
+    assert [r.score for r in whole] == scores  # type: ignore[attr-defined]
+    expected = [(1.0, None), (1.0, None), (0.0, "timeout"), (0.0, "timeout"), (0.0, "gold")]
+    if thread != "main":
+        del expected[3]
+    assert [(r.score, r.reason) for r in whole[-len(expected):]] == expected  # type: ignore[attr-defined]
+
+
+def test_a_request_may_carry_its_resolved_task() -> None:
+    row = {**ROWS["precise_retrieval"], "data_source": "a_source_golongrl_does_not_know"}
+    known = score_batch([ScoreRequest(solution_str="Paris", task="precise_retrieval", **row),
+                         {"solution_str": "Paris", "task": "precise_retrieval", **row}], workers=0)
+    assert [(r.score, r.task, r.reason) for r in known] == [(1.0, "precise_retrieval", None)] * 2
+    unresolved = score_batch([ScoreRequest(solution_str="Paris", **row),
+                              ScoreRequest(solution_str="Paris", task="no_such_task", **row),
+                              ScoreRequest(solution_str="Paris", task=["unhashable"], **row)],  # type: ignore[arg-type]
+                             workers=0)
+    assert [(r.score, r.task, r.reason) for r in unresolved] == [(0.0, "unknown", "gold")] * 3
+    # Positional construction without the new field still works.
+    assert ScoreRequest("EM", "Paris", ROWS["precise_retrieval"]["ground_truth"]).task is None
 
 
 def test_reasons_explain_zeros() -> None:
@@ -105,6 +157,10 @@ def test_score_command_prints_a_table_and_writes_json(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "precise_retrieval" in result.output and "summarization" in result.output
+    header = next(line for line in result.output.splitlines() if "mean score" in line)
+    assert [h for h in ("format", "parse", "timeout", "error", "gold") if h in header] == [
+        "format", "parse", "timeout", "error", "gold"
+    ]
     report = json.loads(out.read_text())
     assert report["n"] == len(ROWS) + 1
     assert report["per_task"]["precise_retrieval"] == {"n": 2, "mean_score": 0.5, "reasons": {}}

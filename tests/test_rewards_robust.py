@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,11 +17,14 @@ import pytest
 
 from golongrl.rewards import batch, compute_score, score_batch
 from golongrl.rewards.guard import (
+    IN_PROCESS_MAX_DIGITS,
     DeadlineExceeded,
     WorkerFailed,
     WorkerPool,
     WorkerUnavailable,
+    call_with_alarm,
     explosive_math,
+    screen_math,
 )
 from rewards_fixtures import CORRECT, GOLD_SUMMARY, ROWS, think
 
@@ -37,6 +41,11 @@ REPORTED_BOMBS = [
 #: Passes the pre-screen (every size is modest), yet sympy runs for minutes factoring the
 #: 456,574-digit integer under the root: only the worker's kill bounds it.
 SLOW_MATH = "\\boxed{\\sqrt{99999!}}"
+#: Small numbers only, yet sympy expands it for over a minute, in Python code: on the main
+#: thread the SIGALRM timer stops it in-process, elsewhere a worker's kill.
+SLOW_SYMBOLIC = "\\boxed{(x+y+z+1)^{60}}"
+#: Equal to the gold 42 only through sympy (no plain-number shortcut).
+SYMPY_42 = "\\boxed{6 \\cdot 7}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,6 +212,152 @@ def test_a_long_response_beyond_the_in_process_budget_scores_the_same_in_a_worke
     assert relaxed == in_process and 0.0 < in_process[0].score < 1.0
 
 
+def _no_worker() -> WorkerPool:
+    raise AssertionError("this batch should not need a worker process")
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_slow_math_is_stopped_in_process_by_the_timer_on_the_main_thread(
+    workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert screen_math(SLOW_SYMBOLIC)[0] is None and screen_math(SLOW_SYMBOLIC)[1] < IN_PROCESS_MAX_DIGITS
+    monkeypatch.setattr(batch, "_pool", _no_worker)
+    # The slow one last: a batch busy for over SHARE_AFTER_S would share what is left with workers.
+    answers = ["\\boxed{42}", "\\boxed{7}", SYMPY_42, *REPORTED_BOMBS, SLOW_SYMBOLIC]
+    items = [{"solution_str": think(a), **MATH} for a in answers]
+    for mode in ("hardened", "faithful"):
+        results = score_batch(items, mode=mode, timeout_s=0.5, workers=workers)
+        assert [(r.score, r.reason) for r in results] == [
+            (1.0, None), (0.0, None), (1.0, None), *[(0.0, "timeout")] * (len(REPORTED_BOMBS) + 1)
+        ]
+    assert compute_score(solution_str=think(SLOW_SYMBOLIC), timeout_s=0.3, **MATH) == 0.0
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_slow_math_off_the_main_thread_moves_to_a_worker_and_is_killed() -> None:
+    answers = ["\\boxed{42}", SLOW_SYMBOLIC, SYMPY_42, REPORTED_BOMBS[0]]
+    items = [{"solution_str": think(a), **MATH} for a in answers]
+    with ThreadPoolExecutor(2) as pool:
+        whole = pool.submit(score_batch, items, timeout_s=1.0).result()
+        single = list(pool.map(lambda it: score_batch([it], timeout_s=1.0)[0], items))
+    for results in (whole, single):
+        assert [(r.score, r.reason) for r in results] == [(1.0, None), (0.0, "timeout"), (1.0, None), (0.0, "timeout")]
+
+
+def test_off_the_main_thread_math_for_sympy_travels_in_chunks() -> None:
+    sent: list[int] = []
+    real_submit = batch.guard.Worker.submit
+
+    def counting_submit(self, func, args, timeout_s):  # type: ignore[no-untyped-def]
+        sent.append(len(args[0]))
+        return real_submit(self, func, args, timeout_s)
+
+    answers = [f"\\boxed{{{a} \\cdot {42 // a}}}" for a in (1, 2, 3, 6, 7, 14)] + ["\\boxed{42}", "\\boxed{41}"]
+    items = [{"solution_str": think(a), **MATH} for a in answers]
+    with pytest.MonkeyPatch.context() as mp, ThreadPoolExecutor(1) as pool:
+        mp.setattr(batch.guard.Worker, "submit", counting_submit)
+        results = pool.submit(score_batch, items, workers=2).result()
+    assert [r.score for r in results] == [1.0] * 7 + [0.0]
+    assert sum(sent) == 6 and max(sent) > 1  # the plain numbers stayed in this process
+
+
+def test_math_with_big_numbers_goes_to_a_worker_even_on_the_main_thread() -> None:
+    # sympy would spend one long C call on the 456,574-digit factorial: no timer can cut it.
+    assert screen_math(SLOW_MATH)[0] is None and screen_math(SLOW_MATH)[1] > IN_PROCESS_MAX_DIGITS
+    assert screen_math("\\boxed{2^{10} \\cdot 3!}")[1] < IN_PROCESS_MAX_DIGITS
+    sent: list[int] = []
+    real_submit = batch.guard.Worker.submit
+
+    def counting_submit(self, func, args, timeout_s):  # type: ignore[no-untyped-def]
+        sent.append(len(args[0]))
+        return real_submit(self, func, args, timeout_s)
+
+    items = [{"solution_str": think(a), **MATH} for a in (SYMPY_42, SLOW_MATH)]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(batch.guard.Worker, "submit", counting_submit)
+        results = score_batch(items, timeout_s=1.0)
+    assert [(r.score, r.reason) for r in results] == [(1.0, None), (0.0, "timeout")]
+    assert sent == [1]  # only the big one left this process
+
+
+def test_a_callers_sigalrm_handler_and_timer_are_left_as_they_were() -> None:
+    fired: list[int] = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+    handler = signal.getsignal(signal.SIGALRM)
+    items = [{"solution_str": think(a), **MATH} for a in (SYMPY_42, SLOW_SYMBOLIC)]
+    expected = [(1.0, None), (0.0, "timeout")]
+    try:
+        # A handler but no timer: the scorer borrows SIGALRM and hands the handler back.
+        assert [(r.score, r.reason) for r in score_batch(items, timeout_s=0.3, workers=0)] == expected
+        assert signal.getsignal(signal.SIGALRM) is handler and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+        # An armed timer is not touched: math is capped in a worker instead, and the caller's
+        # alarm still comes, to the caller's handler.
+        signal.setitimer(signal.ITIMER_REAL, 60.0, 30.0)
+        assert [(r.score, r.reason) for r in score_batch(items, timeout_s=1.0)] == expected
+        delay, interval = signal.getitimer(signal.ITIMER_REAL)
+        assert 0.0 < delay < 60.0 and interval == 30.0
+        assert signal.getsignal(signal.SIGALRM) is handler and fired == []
+        signal.setitimer(signal.ITIMER_REAL, 0.01)
+        for _ in range(500):
+            if fired:
+                break
+            time.sleep(0.01)
+        assert fired == [signal.SIGALRM]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_with_sigalrm_blocked_math_is_capped_in_a_worker() -> None:
+    items = [{"solution_str": think(a), **MATH} for a in (SYMPY_42, SLOW_SYMBOLIC)]
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])  # a timer would never arrive
+    try:
+        results = score_batch(items, timeout_s=1.0)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGALRM])
+    assert [(r.score, r.reason) for r in results] == [(1.0, None), (0.0, "timeout")]
+
+
+def _spin() -> None:
+    while True:
+        time.sleep(0.002)
+
+
+def test_alarm_deadlines_nest_and_survive_a_swallowed_interrupt() -> None:
+    def inner_times_out() -> str:
+        with pytest.raises(DeadlineExceeded):
+            call_with_alarm(0.05, _spin)
+        return "outer carries on"
+
+    assert call_with_alarm(30, inner_times_out) == "outer carries on"
+
+    caught_inside: list[str] = []
+
+    def inner_outlived_by_nothing() -> None:
+        try:
+            call_with_alarm(30, _spin)
+        except DeadlineExceeded:
+            caught_inside.append("inner")  # the outer deadline passed: not the inner's to report
+
+    with pytest.raises(DeadlineExceeded):
+        call_with_alarm(0.05, inner_outlived_by_nothing)
+    with pytest.raises(DeadlineExceeded):  # a lazy outer deadline fires through an armed inner
+        call_with_alarm(0.05, lambda: call_with_alarm(30, _spin), lazy=True)
+    assert caught_inside == []
+
+    def swallows_once() -> None:
+        try:
+            _spin()
+        except BaseException:  # noqa: BLE001 - what careless library code does
+            pass
+        _spin()
+
+    with pytest.raises(DeadlineExceeded):
+        call_with_alarm(0.05, swallows_once)
+    assert call_with_alarm(30, lambda: 7) == 7
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
 def test_shared_chunks_give_the_in_process_results(monkeypatch: pytest.MonkeyPatch) -> None:
     items = []
     for task in sorted(ROWS):
@@ -218,9 +373,11 @@ def test_shared_chunks_give_the_in_process_results(monkeypatch: pytest.MonkeyPat
 def test_without_workers_scoring_falls_back_to_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
     broken = WorkerPool(preload=("golongrl_no_such_module",))  # every child dies on import
     monkeypatch.setattr(batch, "_pool", lambda: broken)
-    items = [{"solution_str": think(a), **MATH} for a in ("\\boxed{42}", "\\boxed{7}", REPORTED_BOMBS[0])]
-    results = score_batch(items)
-    assert [(r.score, r.reason) for r in results] == [(1.0, None), (0.0, None), (0.0, "timeout")]
+    answers = ("\\boxed{42}", "\\boxed{7}", SYMPY_42, REPORTED_BOMBS[0])
+    items = [{"solution_str": think(a), **MATH} for a in answers]
+    with ThreadPoolExecutor(1) as pool:  # off the main thread sympy needs a worker, and none starts
+        results = pool.submit(score_batch, items).result()
+    assert [(r.score, r.reason) for r in results] == [(1.0, None), (0.0, None), (1.0, None), (0.0, "timeout")]
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,18 @@ from typing import Any
 
 import typer
 
-from golongrl.rewards.scoring import MODES
+from golongrl.rewards.scoring import (
+    MODES,
+    REASON_ERROR,
+    REASON_FORMAT,
+    REASON_GOLD,
+    REASON_PARSE,
+    REASON_TIMEOUT,
+)
+
+#: Why a zero was not a plain wrong answer, one table column each (``gold``: the row itself
+#: cannot be scored, which faithful mode lets through to scoring).
+_REASON_COLUMNS = (REASON_FORMAT, REASON_PARSE, REASON_TIMEOUT, REASON_ERROR, REASON_GOLD)
 
 
 def _load_responses(path: Path) -> list[tuple[int, str]]:
@@ -123,6 +134,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         ),
     ) -> None:
         """Score responses against a dataset's gold; print a per-task table and write JSON."""
+        from rich import box
         from rich.console import Console
         from rich.table import Table
 
@@ -141,16 +153,22 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         except (DataError, GroundTruthError, UnknownTaskError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from None
-        table = Table(title=f"golongrl score ({mode})")
-        for column in ("task", "n", "mean score", "format", "parse", "timeout", "error"):
-            table.add_column(column, justify="left" if column == "task" else "right")
+        # Compact (no vertical rules), so all eight columns fit 80 characters untruncated.
+        table = Table(title=f"golongrl score ({mode})", box=box.SIMPLE_HEAD, show_edge=False,
+                      collapse_padding=True)
+        for column in ("task", "n", "mean score", *_REASON_COLUMNS):
+            table.add_column(column, justify="left" if column == "task" else "right", no_wrap=True)
+        totals: dict[str, int] = defaultdict(int)
         for task, row in report["per_task"].items():
             reasons = row["reasons"]
+            for k, count in reasons.items():
+                totals[k] += count
             table.add_row(
                 task, str(row["n"]), f"{row['mean_score']:.4f}",
-                *(str(reasons.get(k, 0)) for k in ("format", "parse", "timeout", "error")),
+                *(str(reasons.get(k, 0)) for k in _REASON_COLUMNS),
             )
-        table.add_row("all", str(report["n"]), f"{report['mean_score']:.4f}", "", "", "", "")
+        table.add_row("all", str(report["n"]), f"{report['mean_score']:.4f}",
+                      *(str(totals[k]) for k in _REASON_COLUMNS))
         Console().print(table)
         target = out or responses.with_suffix(".scores.json")
         remove_orphans(target.parent, re.escape(target.name))

@@ -24,6 +24,7 @@ _EXPORTS = {
     "ScoreRequest": "golongrl.rewards.batch",
     "ScoreResult": "golongrl.rewards.batch",
     "close_pool": "golongrl.rewards.batch",
+    "warm_pool": "golongrl.rewards.batch",
     "score_batch": "golongrl.rewards.batch",
 }
 

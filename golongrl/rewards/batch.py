@@ -5,21 +5,26 @@ Each sample takes one of three paths:
 
 * a row whose labels or gold cannot be scored scores 0 with reason ``gold`` (one warning per
   kind of defect; ``golongrl data validate`` names the rows);
-* a sample that may run long goes to a killable worker process under the cap
-  (:mod:`golongrl.rewards.guard`): every math sample (sympy can compute for minutes on a few
-  characters; answers the pre-screen already knows to explode score ``timeout`` at once), and
-  any sample whose predicted cost is over a quarter of the cap;
+* a sample predicted to cost over a quarter of the cap goes to a killable worker process
+  (:mod:`golongrl.rewards.guard`);
 * everything else (nearly all samples: pure-Python metrics, linear in the text) is scored in
-  the calling thread, with no inter-process traffic at all.
+  the calling thread, with no inter-process traffic at all.  Math there (sympy can compute for
+  minutes on a few characters) is screened where sympy would start: what is known to explode
+  scores ``timeout`` at once; on the main thread the rest runs under a SIGALRM timer, except
+  numbers too big for a timer to interrupt; those, and on any other thread (where no timer
+  exists) all math that reaches sympy, move to a worker (plain numbers in hardened mode never
+  reach it).
 
 A large batch shares its cheap samples with the workers only once the calling thread has been
-busy for :data:`SHARE_AFTER_S`: batches that finish sooner never pay for the round trips, and
-long ones get every worker's help, largest samples first.
+busy for :data:`SHARE_AFTER_S` (and starts workers for that only after
+:data:`START_TO_SHARE_AFTER_S`; :func:`warm_pool` starts them ahead): batches that finish
+sooner never pay for round trips, and long ones get every worker's help, largest samples first.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import multiprocessing.connection
 import os
@@ -28,7 +33,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from golongrl.rewards import guard
 from golongrl.rewards.scoring import (
@@ -42,7 +47,7 @@ from golongrl.rewards.scoring import (
     prepare,
     score_prepared,
 )
-from golongrl.tasks import resolve_task
+from golongrl.tasks import TASK_TYPES, resolve_task
 
 _log = logging.getLogger("golongrl.rewards")
 
@@ -60,6 +65,10 @@ MATH_COST_S = 0.01
 IN_PROCESS_FRACTION = 0.25
 #: How long the calling thread scores cheap samples alone before sharing them with workers.
 SHARE_AFTER_S = 0.2
+#: Workers that are not running yet are started to share cheap samples only once the calling
+#: thread has been busy this long: a start costs 1-2 s of a CPU, more than it saves a shorter
+#: batch (math and long samples that need a worker start one at once).
+START_TO_SHARE_AFTER_S = 2.0
 #: Samples travel to a worker in chunks of at most this many (a few per worker), or this many
 #: characters; a chunk over the cap is retried one sample per call.
 CHUNK_MAX_ITEMS = 64
@@ -69,12 +78,19 @@ _MATH_TASK = "numerical_reasoning"
 
 @dataclass(frozen=True)
 class ScoreRequest:
-    """One response to score, with its dataset row's labels."""
+    """One response to score, with its dataset row's labels.
+
+    ``task``: the canonical task name when the caller already resolved the row (the trainer's
+    prompts, whose labels ``golongrl data validate`` accepted, possibly through ``ability``);
+    ``None`` resolves it from ``data_source`` and ``extra_info``.  A name that is no task
+    scores 0 with reason ``gold``.
+    """
 
     data_source: str
     solution_str: str
     ground_truth: Any
     extra_info: Mapping[str, Any] | None = None
+    task: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,11 +112,23 @@ class ScoreResult:
     reason: str | None = None
 
 
+_math_warm = False
+
+
+def _warm_up_math() -> None:
+    """math_verify's parser loads lazily (about a second): done once per process, before the
+    first math sample's deadline starts."""
+    global _math_warm
+    if not _math_warm:
+        math_row = prepare("math_longcot_math_verify", {"golden_label": "1/2"}, {}, "hardened")
+        score_prepared(math_row, "\\boxed{0.5}", "hardened", ScoreOptions())
+        _math_warm = True
+
+
 def _warm_up() -> None:
     """Run once in each new worker: math_verify's parser and jieba's dictionary load lazily
     and would otherwise be charged to the first sample's deadline."""
-    math_row = prepare("math_longcot_math_verify", {"golden_label": "1/2"}, {}, "hardened")
-    score_prepared(math_row, "\\boxed{0.5}", "hardened", ScoreOptions())
+    _warm_up_math()
     chinese_summary = prepare(
         "longbench_pro",
         {"doc_ids": ["我们今天去公园散步。"], "summary": "Chinese"},
@@ -115,6 +143,22 @@ _POOL_PRELOAD = ("golongrl.rewards.batch",)
 
 def _pool() -> guard.WorkerPool:
     return guard.default_pool(_POOL_PRELOAD, _warm_up)
+
+
+def warm_pool(workers: int | None = None) -> None:
+    """Start ``workers`` scoring workers (``None``: one per CPU) and wait until they are ready,
+    so the first batch that needs or shares work finds them warm instead of waiting 1-2 s (a
+    batch starts workers to share cheap samples only after :data:`START_TO_SHARE_AFTER_S`).
+
+    Raises:
+        guard.WorkerUnavailable: no worker can start here.
+    """
+    _pool().warm(max(1, _cpu_count() if workers is None else workers))
+
+
+@functools.cache
+def _cpu_count() -> int:
+    return os.cpu_count() or 1  # reads sysfs on Linux: 10-20 us, too much for every call
 
 
 def close_pool() -> None:
@@ -136,19 +180,29 @@ _warned_kinds: set[str] = set()
 _warned_lock = threading.Lock()
 
 
-def _as_request(item: ScoreRequest | Mapping[str, Any], index: int) -> ScoreRequest:
+class _Row(NamedTuple):
+    """A mapping item's fields (a ScoreRequest's, at a fifth of a frozen dataclass's cost)."""
+
+    data_source: Any
+    solution_str: Any
+    ground_truth: Any
+    extra_info: Any
+    task: Any
+
+
+def _as_request(item: ScoreRequest | Mapping[str, Any], index: int) -> ScoreRequest | _Row:
     if isinstance(item, ScoreRequest):
         return item
     if isinstance(item, Mapping):
         # A missing field is a defect of the row: it scores 0 with reason ``gold``.
-        return ScoreRequest(
-            item.get("data_source"), item.get("solution_str"),  # type: ignore[arg-type]
-            item.get("ground_truth"), item.get("extra_info"),
-        )
+        return _Row(item.get("data_source"), item.get("solution_str"), item.get("ground_truth"),
+                    item.get("extra_info"), item.get("task"))
     raise TypeError(f"item {index}: expected ScoreRequest or mapping, got {type(item).__name__}")
 
 
-def _task_name(req: ScoreRequest) -> str:
+def _task_name(req: ScoreRequest | _Row) -> str:
+    if isinstance(req.task, str) and req.task in TASK_TYPES:
+        return req.task
     try:
         return resolve_task(req.data_source, req.extra_info)
     except Exception:  # noqa: BLE001 - labels that name no task, of any type
@@ -167,17 +221,19 @@ def _warn_bad_row(exc: Exception, task: str, where: str) -> None:
     )
 
 
-def _prepare_or_reject(req: ScoreRequest, mode: str, where: str) -> Prepared | ScoreResult:
+def _prepare_or_reject(req: ScoreRequest | _Row, mode: str, index: int | None) -> Prepared | ScoreResult:
     try:
         if not isinstance(req.data_source, str):
             raise ValueError(
                 f"data_source must be a string, got {type(req.data_source).__name__} "
                 f"{req.data_source!r:.40}"
             )
-        return prepare(req.data_source, req.ground_truth, req.extra_info, mode)
+        if req.task is not None and req.task not in TASK_TYPES:
+            raise ValueError(f"task {req.task!r:.60} is not one of the task types")
+        return prepare(req.data_source, req.ground_truth, req.extra_info, mode, task=req.task)
     except Exception as exc:  # noqa: BLE001 - a bad row must not stop a training step
         task = _task_name(req)
-        _warn_bad_row(exc, task, where)
+        _warn_bad_row(exc, task, "a row" if index is None else f"item {index}")
         return ScoreResult(0.0, task, REASON_GOLD)
 
 
@@ -191,11 +247,6 @@ def _predicted_cost_s(p: Prepared, solution: Any) -> float:
         return MATH_COST_S
     size = len(solution) if isinstance(solution, str) else 0
     return size * COST_PER_CHAR_S.get(p.task, DEFAULT_COST_PER_CHAR_S)
-
-
-def _math_tail(solution: Any, opts: ScoreOptions) -> str:
-    # Both modes hand math_verify at most the last math_tail_chars of the (stripped) text.
-    return solution.rstrip()[-opts.math_tail_chars :] if isinstance(solution, str) else ""
 
 
 def compute_score(
@@ -246,8 +297,8 @@ def score_batch(
             ``timeout`` and its worker process is replaced.  Worker startup (1-2 s, once) and
             waiting for a busy worker are not charged to it.
         workers: most worker processes this call uses; ``None`` = one per CPU, ``0`` = score
-            everything in this process (no cap beyond the math pre-screen and math_verify's
-            own SIGALRM timeouts, which work on the main thread only).
+            everything in this process (math capped by the pre-screen and, on the main
+            thread, the SIGALRM timer; not at all elsewhere).
         progress: show a rich progress bar.
         **options: :class:`ScoreOptions` fields.
 
@@ -261,13 +312,14 @@ def score_batch(
     requests = [_as_request(item, i) for i, item in enumerate(items)]
     results: list[ScoreResult | None] = [None] * len(requests)
     prepared: dict[int, Prepared] = {}
+    several = len(requests) > 1
     for i, req in enumerate(requests):
-        outcome = _prepare_or_reject(req, mode, f"item {i}" if len(requests) > 1 else "a row")
+        outcome = _prepare_or_reject(req, mode, i if several else None)
         if isinstance(outcome, ScoreResult):
             results[i] = outcome
         else:
             prepared[i] = outcome
-    n_workers = (os.cpu_count() or 1) if workers is None else max(0, workers)
+    n_workers = _cpu_count() if workers is None else max(0, workers)
     run = _BatchRun(requests, prepared, results, mode, opts, timeout_s, n_workers)
     with _progress(progress, len(requests)) as advance:
         advance(len(requests) - len(prepared))
@@ -286,7 +338,7 @@ class _BatchRun:
 
     def __init__(
         self,
-        requests: list[ScoreRequest],
+        requests: list[ScoreRequest | _Row],
         prepared: dict[int, Prepared],
         results: list[ScoreResult | None],
         mode: str,
@@ -300,38 +352,85 @@ class _BatchRun:
         self.costs = {i: _predicted_cost_s(p, self.solutions[i]) for i, p in prepared.items()}
         self.guarded: collections.deque[int] = collections.deque()
         self.alone: collections.deque[int] = collections.deque()  # retried one per call
+        self.in_process = n_workers <= 0  # also set when no worker can start here
+        # Math is scored in this thread: under the SIGALRM timer where there is one (the main
+        # thread), moved to a worker the moment it needs sympy where none can cap it
+        # (math_verify_score decides, raising guard.NeedsWorker).
+        has_math = any(p.task == _MATH_TASK for p in prepared.values())
+        self.timed = has_math and guard.alarm_available()
         cheap: list[int] = []
-        for i, p in prepared.items():
-            needs_worker = p.task == _MATH_TASK or self.costs[i] > IN_PROCESS_FRACTION * timeout_s
-            if p.task == _MATH_TASK and guard.explosive_math(_math_tail(self.solutions[i], opts)):
-                self._set(i, 0.0, REASON_TIMEOUT)
-            elif needs_worker and n_workers > 0:
+        for i in prepared:
+            if self.costs[i] > IN_PROCESS_FRACTION * timeout_s and not self.in_process:
                 self.guarded.append(i)
             else:
                 cheap.append(i)
-        self.cheap = collections.deque(sorted(cheap, key=self.costs.__getitem__))
+        if self.timed:
+            _warm_up_math()
+        # Off the main thread math goes first, so what needs a worker is collected at once.
+        math_first = not self.timed and not self.in_process
+        cheap.sort(key=self.costs.__getitem__)
+        if math_first:
+            cheap.sort(key=lambda i: prepared[i].task != _MATH_TASK)  # stable: costs order kept
+        self.cheap = collections.deque(cheap)
         self.busy: dict[guard.Worker, tuple[list[int], float]] = {}  # worker -> (chunk, deadline)
         self.starting: dict[guard.Worker, float] = {}  # worker -> when we took it
-        self.in_process = n_workers <= 0  # also set when no worker can start here
 
     def _set(self, i: int, score: float, reason: str | None) -> None:
         self.results[i] = ScoreResult(float(score), self.prepared[i].task, reason)
 
     def _score_here(self, chunk: list[int]) -> None:
+        done = 0
         for i in chunk:
-            self._set(i, *score_prepared(self.prepared[i], self.solutions[i], self.mode, self.opts))
-        self.advance(len(chunk))
+            p, solution = self.prepared[i], self.solutions[i]
+            if p.task != _MATH_TASK:
+                self._set(i, *score_prepared(p, solution, self.mode, self.opts))
+            else:
+                try:
+                    self._set(i, *self._score_math(p, solution))
+                except guard.NeedsWorker:
+                    self.guarded.append(i)
+                    continue
+            done += 1
+        self.advance(done)
+
+    def _score_math(self, p: Prepared, solution: Any) -> tuple[float, str | None]:
+        def call() -> tuple[float, str | None]:
+            if self.in_process:  # no worker: the pre-screen (and the timer, if any) caps it
+                return score_prepared(p, solution, self.mode, self.opts)
+            with guard.escalate_to_worker():
+                return score_prepared(p, solution, self.mode, self.opts)
+
+        if not self.timed:
+            return call()
+        try:  # lazy: the timer is armed only once sympy runs (math_verify_score's limits)
+            return guard.call_with_alarm(self.timeout_s, call, lazy=True)
+        except guard.DeadlineExceeded:
+            return 0.0, REASON_TIMEOUT
 
     def score(self, advance: Any) -> None:
         self.advance = advance
-        self.share_at = time.monotonic() + SHARE_AFTER_S
+        now = time.monotonic()
+        self.share_at, self.start_to_share_at = now + SHARE_AFTER_S, now + START_TO_SHARE_AFTER_S
+        self.look_for_idle_at = now  # when to ask the pool for an idle worker to share with
         try:
+            if not self.timed:  # collect the math that needs a worker, to send it in chunks
+                while self.cheap and self.prepared[self.cheap[0]].task == _MATH_TASK:
+                    self._score_here([self.cheap.popleft()])
             self._hire()
-            while self.cheap:
-                self._score_here([self.cheap.popleft()])
+            cheap, prepared, solutions, results = self.cheap, self.prepared, self.solutions, self.results
+            mode, opts = self.mode, self.opts
+            while cheap:
+                i = cheap.popleft()
+                p = prepared[i]
+                if p.task == _MATH_TASK:
+                    self._score_here([i])
+                else:  # the common case, inlined: a few microseconds per sample matter here
+                    score, reason = score_prepared(p, solutions[i], mode, opts)
+                    results[i] = ScoreResult(float(score), p.task, reason)
+                    advance(1)
                 if self.busy or self.starting or self.guarded or self.alone or time.monotonic() >= self.share_at:
                     self._service(wait=False)
-            while self.guarded or self.alone or self.busy or self.starting:
+            while self.guarded or self.alone or self.busy:  # a worker still starting is not waited for
                 self._service(wait=True)
         finally:
             for worker in list(self.busy):
@@ -351,13 +450,19 @@ class _BatchRun:
         guarded samples wait and no worker is ours)."""
         while self._wants_workers() and len(self.busy) + len(self.starting) < self.n_workers:
             alone = not self.busy and not self.starting
+            needed = bool(self.guarded or self.alone)
+            now = time.monotonic()
+            start = needed or now >= self.start_to_share_at
+            if not start and now < self.look_for_idle_at:
+                break
             try:
-                worker = _pool().acquire(self.n_workers, block=alone and bool(self.guarded or self.alone))
+                worker = _pool().acquire(self.n_workers, block=alone and needed, start=start)
             except guard.WorkerUnavailable:
                 self._give_up_on_workers()
                 return
             if worker is None:
-                return
+                self.look_for_idle_at = now + 0.05
+                break
             self.starting[worker] = time.monotonic()
         self._start_ready()
 

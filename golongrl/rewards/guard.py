@@ -1,20 +1,25 @@
-"""Time caps for reward scoring: a pre-screen for math that would blow up sympy, and persistent
-killable worker processes that run a scoring call under a wall-clock deadline.
+"""Time caps for reward scoring: a pre-screen for math that would blow up sympy, a SIGALRM
+timer for the main thread, and persistent killable worker processes that run a scoring call
+under a wall-clock deadline.
 
-Why both.  math_verify hands the model's text to sympy, and a few characters are enough to
-make it compute for minutes: ``9^{9^{9}}`` (a 370-million-digit power), ``(10^{100})!``,
-``\\binom{10^9}{10^5}``, twenty nested ``\\frac`` or sixty nested parentheses (the ANTLR
-parser backtracks).  math_verify's own timeout uses SIGALRM, which exists only on the main
-thread and cannot interrupt C-level big-integer arithmetic anyway; a thread cannot be killed
-either, and it holds the GIL while sympy computes, starving every other thread.  So:
+Why all three.  math_verify hands the model's text to sympy, and a few characters are enough
+to make it compute for minutes: ``9^{9^{9}}`` (a 370-million-digit power), ``(10^{100})!``,
+``\\binom{10^9}{10^5}``, ``(x+y+z+1)^{60}``, twenty nested ``\\frac`` or sixty nested
+parentheses (the ANTLR parser backtracks).  A SIGALRM timer exists only on the main thread and
+interrupts Python code only between bytecodes, not one long C-level big-integer operation; a
+thread cannot be killed either, and it holds the GIL while sympy computes.  So:
 
 * :func:`explosive_math` rejects, in microseconds and in-process, text whose numeric sizes or
   nesting are known to explode (thresholds measured with math_verify 0.9: ``100000!`` verifies
   in 0.3 s, ``1000000!`` in 5 s; ``10^{1000000}`` in 0.4 s, ``9^{9^9}`` never);
-* :class:`WorkerPool` runs everything else that might be slow in a child process that is
-  SIGKILLed at the deadline and replaced by a fresh one.  Children are plain subprocesses
-  (not ``multiprocessing``), so they also start from daemonic processes such as DataLoader
-  workers, and they never inherit a trainer's threads or CUDA state.  The protocol is
+* :func:`call_with_alarm` caps, on the main thread, math whose numbers :func:`screen_math`
+  bounds to :data:`IN_PROCESS_MAX_DIGITS` (so no single C call runs long): a nestable
+  ITIMER_REAL timer that leaves a caller's SIGALRM handler and timer as they were;
+* :class:`WorkerPool` runs everything else that might be slow (math off the main thread, or
+  with big numbers) in a child process that is SIGKILLed at the deadline and replaced by a
+  fresh one.  Children are plain subprocesses (not ``multiprocessing``), so they also start
+  from daemonic processes such as DataLoader workers, and they never inherit a trainer's
+  threads or CUDA state.  The protocol is
   ``multiprocessing.connection`` over a socket pair (POSIX: ``resource``, ``pass_fds``).
   Where no worker can start, callers fall back to scoring in-process.
 
@@ -34,6 +39,7 @@ import math
 import os
 import pickle
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -41,7 +47,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, TypeVar
 
 try:
     import resource
@@ -49,6 +55,7 @@ except ImportError:  # Windows: no worker starts there (no pass_fds), see Worker
     resource = None  # type: ignore[assignment]
 
 _log = logging.getLogger("golongrl.rewards")
+T = TypeVar("T")
 
 # ---------------------------------------------------------------------------------------------
 # Pre-screen
@@ -67,6 +74,10 @@ MAX_POWER_DIGITS = 2e6
 #: Largest factorial argument, and largest factorial/binomial result in decimal digits.
 MAX_FACTORIAL = 1e5
 MAX_FACTORIAL_DIGITS = 5e5
+#: Largest number (decimal digits) math may compute in-process under the SIGALRM timer: one
+#: CPython big-integer operation on 10,000 digits (even a quadratic division) takes well
+#: under 10 ms, so the timer fires close to its deadline; bigger ones go to a killable worker.
+IN_PROCESS_MAX_DIGITS = 1e4
 
 _TOKEN = re.compile(
     r"""
@@ -119,6 +130,12 @@ class _SizeParser:
         self.tokens = [(m.lastgroup, m.group()) for m in _TOKEN.finditer(text)]
         self.tokens = [t for t in self.tokens if not (t[0] == "cmd" and t[1] in _INVISIBLE)]
         self.i = 0
+        self.largest = 0.0  # digits of the largest number met, literal or computed
+
+    def _note(self, size: float | None) -> float | None:
+        if size is not None and size > self.largest:
+            self.largest = size
+        return size
 
     def _peek(self) -> tuple[str | None, str]:
         return self.tokens[self.i] if self.i < len(self.tokens) else (None, "")
@@ -152,7 +169,7 @@ class _SizeParser:
                 self.i += 1
         if not numeric or not terms or any(t is None for t in terms):
             return None
-        return max(t for t in terms if t is not None) + math.log10(len(terms))
+        return self._note(max(t for t in terms if t is not None) + math.log10(len(terms)))
 
     def term(self) -> float | None:
         """Factors joined by ``*``, ``/``, ``\\cdot`` or juxtaposition: sizes add."""
@@ -165,7 +182,7 @@ class _SizeParser:
             if kind not in ("num", "sym", "cmd", "open"):
                 return size
             factor = self.power()
-            size = None if size is None or factor is None else size + factor
+            size = None if size is None or factor is None else self._note(size + factor)
 
     def power(self) -> float | None:
         """A primary with its postfix ``!`` and a right-associative chain of ``^``/``**``."""
@@ -194,7 +211,7 @@ class _SizeParser:
             return None
         self.i += 1
         if kind == "num":
-            return _number_size(text)
+            return self._note(_number_size(text))
         if kind == "open":
             size = self.expression()
             if self._peek()[0] == "close":
@@ -244,7 +261,8 @@ class _SizeParser:
         digits = bound * base
         if digits > MAX_POWER_DIGITS:
             raise _Explosive(f"power of ~{digits:.3g} digits")
-        return digits
+        self._note(math.log10(bound) if bound > 1 else 0.0)  # the exponent itself
+        return self._note(digits)
 
     def _factorial(self, size: float | None, double: bool) -> float | None:
         if size is None:
@@ -255,7 +273,7 @@ class _SizeParser:
         digits = n * math.log10(n + 1) / (2 if double else 1)
         if digits > MAX_FACTORIAL_DIGITS:
             raise _Explosive(f"factorial of ~{digits:.3g} digits")
-        return digits
+        return self._note(digits)
 
     def _binomial(self, n: float | None, k: float | None) -> float | None:
         if n is None or k is None:
@@ -264,7 +282,7 @@ class _SizeParser:
         digits = min(self._bound(k) * n, self._bound(n) * 0.302)
         if digits > MAX_FACTORIAL_DIGITS:
             raise _Explosive(f"binomial of ~{digits:.3g} digits")
-        return digits
+        return self._note(digits)
 
 
 _BRACKETS = re.compile(r"[^()\[\]{}]+")
@@ -289,6 +307,32 @@ def _nesting(text: str) -> tuple[int, int]:
     return deepest, deepest_paren
 
 
+def screen_math(text: str) -> tuple[str | None, float]:
+    """Why ``text`` would make math_verify/sympy run past any sensible cap (or ``None``), and
+    an upper bound on the decimal digits of the largest number it asks sympy to compute.
+
+    The first is :func:`explosive_math`.  The second tells where the text may be scored: a
+    SIGALRM timer interrupts Python code only between bytecodes, so in-process scoring under
+    it is safe only while no single big-integer operation (a C call) can run long; over
+    :data:`IN_PROCESS_MAX_DIGITS` digits the text goes to a killable worker instead.
+    Linear in ``len(text)``; never raises.
+    """
+    deepest, deepest_paren = _nesting(text)
+    if deepest > MAX_NESTING or deepest_paren > MAX_PAREN_NESTING:
+        return f"brackets nested {deepest} deep", 0.0
+    if not _GROWTH.search(text):
+        # Literals and their products only: a 500-character tail holds no big number.
+        return None, float(len(text))
+    parser = _SizeParser(text)
+    try:
+        parser.run()
+    except _Explosive as exc:
+        return str(exc), parser.largest
+    except RecursionError:
+        return "expression too deep to size", parser.largest
+    return None, parser.largest
+
+
 def explosive_math(text: str) -> str | None:
     """Why ``text`` would make math_verify/sympy run past any sensible cap, or ``None``.
 
@@ -299,18 +343,152 @@ def explosive_math(text: str) -> str | None:
     digits.  Sizes are upper bounds, so it errs towards rejecting; no realistic final answer
     comes near the limits.  Linear in ``len(text)``; never raises.
     """
-    deepest, deepest_paren = _nesting(text)
-    if deepest > MAX_NESTING or deepest_paren > MAX_PAREN_NESTING:
-        return f"brackets nested {deepest} deep"
-    if not _GROWTH.search(text):
-        return None
+    return screen_math(text)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# In-process time cap (main thread): SIGALRM
+# ---------------------------------------------------------------------------------------------
+
+#: After a deadline passed, the timer fires again this often until the capped call has
+#: returned, so code that swallows the first interrupt (a bare ``except:``) is stopped too.
+REFIRE_S = 0.05
+_HAS_ITIMER = all(hasattr(signal, name) for name in ("setitimer", "SIGALRM", "pthread_sigmask"))
+
+
+class _AlarmFired(BaseException):
+    """Raised by the SIGALRM handler inside the capped call.  A ``BaseException``, so that a
+    library's ``except Exception`` (math_verify and sympy have many) cannot swallow it."""
+
+    def __init__(self, entry: _Deadline) -> None:
+        super().__init__()
+        self.entry = entry
+
+
+class _Deadline:
+    __slots__ = ("at", "done")
+
+    def __init__(self, at: float) -> None:
+        self.at, self.done = at, False
+
+
+class NeedsWorker(BaseException):
+    """Raised by :func:`require_worker` where the caller asked work that cannot be capped in
+    this thread to move to a killable worker (:func:`escalate_to_worker`)."""
+
+
+# Main thread only (signal handlers run there and nowhere else), so no lock.
+_deadlines: list[_Deadline] = []
+_armed = False
+_caller_handler: Any = None
+_escalation = threading.local()
+
+
+def alarm_available() -> bool:
+    """Whether :func:`call_with_alarm` can cap a call here: on the main thread of a process
+    with ``setitimer`` (POSIX), and while SIGALRM is free.  A timer the caller armed (alarm
+    or ITIMER_REAL), a handler installed from C, or SIGALRM blocked is never worked around:
+    then it is ``False``."""
+    if not _HAS_ITIMER or threading.current_thread() is not threading.main_thread():
+        return False
+    if _deadlines:
+        return True
+    return (
+        signal.getitimer(signal.ITIMER_REAL)[0] == 0
+        and signal.getsignal(signal.SIGALRM) is not None
+        and signal.SIGALRM not in signal.pthread_sigmask(signal.SIG_BLOCK, ())  # else it never arrives
+    )
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    now = time.monotonic()
+    for entry in _deadlines:  # outermost first: an expired outer deadline wins
+        if not entry.done and entry.at <= now:
+            raise _AlarmFired(entry)
+    _arm()  # early (the deadline it was set for has returned): aim at the next one
+
+
+def _arm() -> None:
+    global _armed, _caller_handler
+    pending = [e.at for e in _deadlines if not e.done]
+    if not pending:
+        if _armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        return
+    if not _armed:
+        _caller_handler = signal.signal(signal.SIGALRM, _on_alarm)
+        _armed = True
+    signal.setitimer(signal.ITIMER_REAL, max(min(pending) - time.monotonic(), 1e-4), REFIRE_S)
+
+
+def _release(entry: _Deadline) -> None:
+    global _armed
+    if entry in _deadlines:  # identity: also drops inner entries an interrupt left behind
+        del _deadlines[_deadlines.index(entry):]
+    if _deadlines:
+        _arm()
+    elif _armed:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        # A signal that arrived just before the disarm is handled here, by _on_alarm (which
+        # finds nothing due), and never reaches the caller's handler restored below.
+        _armed = False
+        signal.signal(signal.SIGALRM, _caller_handler)
+
+
+def call_with_alarm(seconds: float, func: Callable[[], T], *, lazy: bool = False) -> T:
+    """``func()``, interrupted by SIGALRM once ``seconds`` have passed.
+
+    Only where :func:`alarm_available`.  Calls nest: the earliest deadline is armed, and one
+    that passes interrupts every call inside it and reaches its own caller.  A ``lazy``
+    deadline arms no timer itself (two list operations instead of four system calls): it is
+    enforced from the first non-lazy call nested inside it on, so code that never reaches one
+    runs uncapped.  When the outermost call returns, the timer is disarmed and the caller's
+    SIGALRM handler is back.
+
+    A timer interrupts Python code between bytecodes; it cannot stop one long C call (big
+    integers, one regex match): :func:`screen_math` keeps those in a killable worker.
+
+    Raises:
+        DeadlineExceeded: ``func`` ran past ``seconds``.
+        RuntimeError: called off the main thread (see :func:`alarm_available`).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("call_with_alarm works on the main thread only")
+    entry = _Deadline(time.monotonic() + seconds)
     try:
-        _SizeParser(text).run()
-    except _Explosive as exc:
-        return str(exc)
-    except RecursionError:
-        return "expression too deep to size"
-    return None
+        try:
+            _deadlines.append(entry)
+            if not lazy:
+                _arm()
+            return func()
+        finally:
+            entry.done = True  # from here on the handler never raises for this call
+            _release(entry)
+    except _AlarmFired as exc:
+        if exc.entry is not entry:
+            raise  # an enclosing deadline passed: its own call_with_alarm reports it
+        raise DeadlineExceeded(f"over {seconds:g} s") from None
+
+
+class escalate_to_worker:
+    """Within this block (in the current thread), :func:`require_worker` raises
+    :class:`NeedsWorker`: the caller scores cheaply here and moves samples that reach
+    uncappable work to a killable worker."""
+
+    def __enter__(self) -> None:
+        _escalation.on = True
+
+    def __exit__(self, *exc: object) -> None:
+        _escalation.on = False
+
+
+def require_worker() -> None:
+    """Called before work that may run unbounded where no timer can cap it (sympy off the
+    main thread, or on numbers too big for a timer to interrupt): raises :class:`NeedsWorker`
+    inside :class:`escalate_to_worker`, else returns (a worker process, or a caller that has
+    no worker)."""
+    if getattr(_escalation, "on", False):
+        raise NeedsWorker
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,7 +507,7 @@ _CHILD_MAIN = (
 
 
 class DeadlineExceeded(Exception):
-    """The call ran past its deadline; its worker was killed."""
+    """The call ran past its deadline (a worker's call: the worker was killed)."""
 
 
 class WorkerFailed(Exception):
@@ -513,9 +691,10 @@ class WorkerPool:
                 _log.error("golongrl.rewards: %s; scoring in-process without a time cap "
                            "(retrying every %.0f s)", exc, RETRY_AFTER_S)
 
-    def acquire(self, max_workers: int, *, block: bool) -> Worker | None:
+    def acquire(self, max_workers: int, *, block: bool, start: bool = True) -> Worker | None:
         """A worker for the caller alone (ready ones first; it may still be starting, see
-        :meth:`started`), or ``None`` when ``max_workers`` are busy and not ``block``.
+        :meth:`started`), or ``None`` when ``max_workers`` are busy and not ``block``, or
+        when none is idle and not ``start`` (then no new process is started).
 
         Raises:
             WorkerUnavailable: workers failed to start recently, or cannot be created here.
@@ -532,6 +711,8 @@ class WorkerPool:
                     worker = (ready or self._idle)[-1]
                     self._idle.remove(worker)
                     break
+                if not start:
+                    return None
                 if self._busy < max_workers:
                     try:
                         worker = Worker(self._preload, self._warmup)
@@ -563,6 +744,31 @@ class WorkerPool:
                 except WorkerUnavailable:
                     break
             self._lock.notify()
+
+    def warm(self, count: int) -> None:
+        """Start idle workers until ``count`` are idle, and block until every idle one is
+        ready (other callers of this pool wait meanwhile).
+
+        Raises:
+            WorkerUnavailable: a worker could not start (see :meth:`mark_unavailable`).
+        """
+        with self._lock:
+            if os.getpid() != self._pid:
+                self._pid, self._idle, self._busy = os.getpid(), [], 0
+            if time.monotonic() < self._unavailable_until:
+                raise WorkerUnavailable("scoring workers failed to start recently")
+            try:
+                while len(self._idle) < count:
+                    self._idle.append(Worker(self._preload, self._warmup))
+                for worker in list(self._idle):
+                    try:
+                        worker.await_ready()
+                    except WorkerUnavailable:
+                        self._idle.remove(worker)
+                        raise
+            except WorkerUnavailable as exc:
+                self.mark_unavailable(exc)
+                raise
 
     def close(self) -> None:
         """Kill every idle worker (a busy one is killed when its call times out, or stays

@@ -34,8 +34,10 @@ class ScoreOptions:
             thinking models, whose truncated responses then fail the gate).
         max_response_chars: hardened only; longer responses score 0 with reason ``format``.
         math_tail_chars: how much of the (answer) text math_verify sees (reference: 500).
-        math_timeout_s: math_verify's own parse/verify timeouts (reference: 5); they rely on
-            SIGALRM and are disabled off the main thread.
+        math_timeout_s: the reference's math_verify parse/verify timeouts (5 s), kept on the
+            main thread and in workers with golongrl's nestable SIGALRM timer (math_verify's
+            own would cancel the per-sample cap); off the main thread ``score_batch`` runs
+            such math in a killable worker.
         rouge_recursion_budget: faithful only; the deepest recursive LCS reconstruction the
             reference survives: ``sys.getrecursionlimit()`` (1000) minus the stack depth at
             which the reference calls ``Rouge.get_scores`` minus 6.  960 assumes a verl
@@ -50,6 +52,7 @@ class ScoreOptions:
 
 
 _OPTION_NAMES = frozenset(ScoreOptions.__dataclass_fields__)
+_DEFAULT_OPTIONS = ScoreOptions()  # frozen: safe to share
 # verl's reward manager passes these to every custom reward function; they mean nothing here.
 _VERL_PASSTHROUGH = frozenset(
     {
@@ -67,7 +70,9 @@ _warned: set[str] = set()
 def make_options(options: ScoreOptions | None = None, **kwargs: Any) -> ScoreOptions:
     """Build :class:`ScoreOptions` from keyword overrides; unknown names are ignored with one
     warning each (verl forwards its own reward kwargs, and a new verl must not break training)."""
-    opts = options or ScoreOptions()
+    opts = options or _DEFAULT_OPTIONS
+    if not kwargs:  # every score_batch call without options (a verl micro-batch costs it)
+        return opts
     known = {k: v for k, v in kwargs.items() if k in _OPTION_NAMES}
     for name in kwargs.keys() - _OPTION_NAMES - _VERL_PASSTHROUGH - _warned:
         _warned.add(name)

@@ -267,8 +267,9 @@ def score_rollouts(ro: Rollouts, cfg: TrainConfig) -> None:
     Timeouts and errors come back as a zero score with a reason; they never stall the step.
     The optional DAPO overlong penalty is applied on top (off in GoLongRL).
     """
+    # The task resolved at load (through ``ability`` too) is the one scored: no re-deriving.
     requests = [ScoreRequest(p.record["data_source"], text, p.record["reward_model"]["ground_truth"],
-                             p.record.get("extra_info"))
+                             p.record.get("extra_info"), task=p.task)
                 for p, text in zip(ro.prompts, ro.texts)]
     results = score_batch(requests, mode=cfg.reward.mode, timeout_s=cfg.reward.timeout_s, workers=cfg.reward.workers)
     ol = cfg.algorithm.overlong

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
-import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
 
+from golongrl.rewards import guard
+from golongrl.rewards.options import REASON_TIMEOUT
 from golongrl.tasks.base import REASON_PARSE, Gold, Result, ScoreOptions, Task, row_question
 
 _NUMBER_IN_TEXT = re.compile(r"(?<![\w.])-?\d+(?:,\d{3})*(?:\.\d+)?")
@@ -77,30 +79,55 @@ def _number_text(value: float) -> str:
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
-def _math_timeouts(options: ScoreOptions) -> int | None:
-    # math_verify's timeouts install a SIGALRM handler, which Python only allows on the main
-    # thread; elsewhere they would make every parse fail, so they are switched off there.
-    if threading.current_thread() is threading.main_thread():
-        return options.math_timeout_s
-    return None
+class _OwnTimeouts(logging.Filter):
+    """math_verify warns once that its timeouts are off; here they are replaced, not off."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Timeout is disabled")
+
+
+for _name in ("math_verify.parser", "math_verify.grader"):
+    logging.getLogger(_name).addFilter(_OwnTimeouts())
+
+
+def _limited(seconds: float, call: Callable[[], Any]) -> Any:
+    # The reference's math_verify timeouts (parse, verify), rebuilt on guard's SIGALRM timer:
+    # math_verify's own ``signal.alarm`` would cancel any enclosing timer (the per-sample cap
+    # of score_batch, or a caller's).  Off the main thread no timer exists; a killable
+    # worker process bounds the work instead (the caller runs this sample there).
+    if guard.alarm_available():
+        return guard.call_with_alarm(seconds, call)
+    return call()
 
 
 def math_verify_score(tail: str, gold: str, options: ScoreOptions) -> Result:
     """The reference's ``math_verify_from_sky``: parse the tail; a string hit on the parsed
-    answer or a math_verify equivalence with ``\\boxed{gold}`` scores 1."""
+    answer or a math_verify equivalence with ``\\boxed{gold}`` scores 1.  A parse over
+    ``options.math_timeout_s`` counts as no answer, a verification over it as incorrect (the
+    reference's outcomes; its verify limits each comparison, this the whole call).  A tail
+    that :func:`golongrl.rewards.guard.screen_math` knows to explode scores ``timeout``."""
     from math_verify import parse, verify
 
-    timeout = _math_timeouts(options)
+    # sympy runs from here on.  Text known to explode is refused; inside score_batch, what no
+    # timer here can cap (off the main thread, or numbers too big for one to interrupt) moves
+    # to a killable worker (guard.NeedsWorker).
+    why, digits = guard.screen_math(tail)
+    if why:
+        return 0.0, REASON_TIMEOUT
+    if digits > guard.IN_PROCESS_MAX_DIGITS or not guard.alarm_available():
+        guard.require_worker()
+    limit = options.math_timeout_s
     try:
-        parsed = parse(tail, parsing_timeout=timeout)
-    except Exception:  # math_verify raises arbitrary sympy/ANTLR errors on junk
+        parsed = _limited(limit, lambda: parse(tail, parsing_timeout=None))
+    except Exception:  # math_verify raises arbitrary sympy/ANTLR errors on junk; or timed out
         return 0.0, REASON_PARSE
     if len(parsed) < 2:
         return 0.0, REASON_PARSE
     if parsed[1] in [gold]:
         return 1.0, None
     try:
-        ok = verify(parse(f"\\boxed{{{gold}}}", parsing_timeout=timeout), parsed, timeout_seconds=timeout)
+        gold_parsed = _limited(limit, lambda: parse(f"\\boxed{{{gold}}}", parsing_timeout=None))
+        ok = _limited(limit, lambda: verify(gold_parsed, parsed, timeout_seconds=None))
     except Exception:  # same as above: the reference counts any failure as incorrect
         return 0.0, None
     return (1.0 if ok else 0.0), None
