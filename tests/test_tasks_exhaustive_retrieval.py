@@ -28,6 +28,7 @@ def answer(lines: list[str]) -> str:
     answer([g.upper() for g in GOLD_ITEMS]), answer(GOLD_ITEMS + GOLD_ITEMS),
     "**[Answer]**\n" + "\n".join(GOLD_ITEMS), "[答案]\n" + "\n".join(GOLD_ITEMS),
     "<think>abandon?</think>" + answer(GOLD_ITEMS),
+    answer([f"# {g}" for g in GOLD_ITEMS]),
     # One line naming candidates reads as those candidates.
     "looked, Computer, value and explanation", 'The words are "looked", "Computer", "value", "explanation".',
 ])
