@@ -16,6 +16,8 @@ LBP = row("longbench_pro", items=["Paris"], reward_mode="T3.2 Single-Hop Fact QA
     "the correct answer is (A)", "**The correct answer is (A)**", "[答案] A", "答案是 A",
     "Reasoning first.\nThe correct answer is (A)\nThe correct answer is (A)", "The answer is (A)",
     "The final answer is: A", "<think>B? no.</think>The correct answer is (A)", "Answer: (A)", "**Answer: A**",
+    # A reply that is nothing but the option.
+    "A", "(A)", "A.", "**(A)**", "[A]",
 ])
 def test_natural_statements_of_the_right_letter_pay(response: str) -> None:
     assert score(GOLD, response) == 1.0
@@ -23,7 +25,8 @@ def test_natural_statements_of_the_right_letter_pay(response: str) -> None:
 
 @pytest.mark.parametrize("response", [
     "The correct answer is (B)", "The correct answer is (A) or (B)? The correct answer is (B)",
-    "\n".join(f"The correct answer is ({x})" for x in "ABCD"), "A", "(A)", "The correct answer is a bit unclear",
+    "\n".join(f"The correct answer is ({x})" for x in "ABCD"), "B", "(A) or (B)", "A B", "(A)\n(B)",
+    "The correct answer is a bit unclear",
     "", "<think>The correct answer is (A)</think>", "The correct answer is (E)", "Answer: (A)\nAnswer: (B)",
     "Answer: a guess",
 ])

@@ -28,6 +28,9 @@ def answer(lines: list[str]) -> str:
     answer([g.upper() for g in GOLD_ITEMS]), answer(GOLD_ITEMS + GOLD_ITEMS),
     "**[Answer]**\n" + "\n".join(GOLD_ITEMS), "[答案]\n" + "\n".join(GOLD_ITEMS),
     "<think>abandon?</think>" + answer(GOLD_ITEMS),
+    answer([f"# {g}" for g in GOLD_ITEMS]),
+    # One line naming candidates reads as those candidates.
+    "looked, Computer, value and explanation", 'The words are "looked", "Computer", "value", "explanation".',
 ])
 def test_the_exact_set_in_any_natural_list_format_pays(fields: dict, response: str) -> None:
     assert score(fields, response) == 1.0
@@ -60,3 +63,9 @@ def test_faithful_counts_blank_lines_like_the_reference() -> None:
 
 def test_empty_gold_list_scores_zero_in_faithful_mode() -> None:
     assert score(row("longbench_pro", items=[], reward_mode=MODE), "</think>[Answer]\nx", mode="faithful") == 0.0
+
+
+@pytest.mark.parametrize("fields", [WITH_LIST, FROM_QUESTION], ids=["extra_info", "question"])
+def test_one_line_naming_every_candidate_or_echoing_the_question_earns_nothing(fields: dict) -> None:
+    assert score(fields, ", ".join(CANDIDATES)) == 0.0
+    assert score(fields, QUESTION.splitlines()[0] + " " + ", ".join(CANDIDATES)) == 0.0

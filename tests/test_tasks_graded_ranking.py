@@ -27,6 +27,8 @@ def answer(lines: list[str]) -> str:
     answer([f"**{g}**" for g in GOLD_ITEMS]), answer([f'"{g}"' for g in GOLD_ITEMS]), answer([f"{g}." for g in GOLD_ITEMS]),
     answer([g.lower() for g in GOLD_ITEMS]), "**[Answer]**\n" + "\n".join(GOLD_ITEMS), "<think>x</think>" + answer(GOLD_ITEMS),
     "[Answer]\n\n" + "\n\n".join(GOLD_ITEMS),
+    # One line naming the candidates in order reads as the same list.
+    "LORD, earth, language, city, flood", 'The ranking is "LORD", "earth", "language", "city" and "flood".',
 ])
 def test_the_gold_ranking_in_natural_formats_pays(fields: dict, response: str) -> None:
     assert score(fields, response) == 1.0

@@ -13,6 +13,7 @@ GOLD = row("EM", label="make", question='Which word comes immediately after "All
     "make", " make\n", "make.", "**make**", '"make"', "`make`", "*make*", "'make'", "(make)",
     "“make”", "[Answer] make", "**[Answer]** make", "[Answer]: make", "**make**.", "<think>x</think>make",
     "<think>\nreasoning\n</think>\n\n`make`.", "Answer: make", "**Answer:** make", "Final answer: **make**",
+    "The answer is make.", 'The answer to the question is: "make"', "The correct answer is **make**", "**The answer is:** make",
 ])
 def test_natural_correct_answers_pay(response: str) -> None:
     assert score(GOLD, response) == 1.0
@@ -22,6 +23,7 @@ def test_natural_correct_answers_pay(response: str) -> None:
     "Make", "makes", "make it", "I think the answer is make", "make\nbake", "make, bake",
     "All of my cousins and I", "", "   ", "<think>make", "<think>a</think>b</think>make", "m a k e",
     "**make** or **bake**", "The word is make.", "Answer: make or bake", "answers: make",
+    "The answer is make or bake", 'The answer to the question is: "All of my cousins and I make"',
 ])
 def test_wrong_or_hedged_answers_do_not_pay(response: str) -> None:
     assert score(GOLD, response) == 0.0

@@ -24,6 +24,8 @@ def answer(lines: list[str]) -> str:
     answer([f"{g}." for g in GOLD_ITEMS]), answer([f"**{g}**" for g in GOLD_ITEMS]), answer([f"#{g}" for g in GOLD_ITEMS]),
     answer([f"[{g}]" for g in GOLD_ITEMS]), "**[Answer]**\n" + "\n".join(GOLD_ITEMS), answer([f"Excerpt {g}." for g in GOLD_ITEMS]),
     "<think>1 2 3</think>" + answer(GOLD_ITEMS),
+    # One line naming the candidates in order reads as the same list.
+    answer(["3 1 5 2 4"]), answer(["3, 1, 5, 2, 4"]), "The order is 3, 1, 5, 2, 4.", "Excerpts 3, 1, 5, 2 and 4.",
 ])
 def test_the_gold_order_in_natural_formats_pays(response: str) -> None:
     assert score(GOLD, response) == 1.0
@@ -31,7 +33,7 @@ def test_the_gold_order_in_natural_formats_pays(response: str) -> None:
 
 @pytest.mark.parametrize("response", [
     answer(list(reversed(GOLD_ITEMS))), answer(GOLD_ITEMS[:2]), answer(GOLD_ITEMS + ["6"]),
-    answer(GOLD_ITEMS + GOLD_ITEMS[:1]), answer(["3 1 5 2 4"]), "", answer(["Excerpt 3 and 1"] + GOLD_ITEMS[1:]),
+    answer(GOLD_ITEMS + GOLD_ITEMS[:1]), answer(["3 1 5 2"]), "", "1, 2, 3, 4, 5 reversed: 5, 4", answer(["Excerpt 3 and 1"] + GOLD_ITEMS[1:]),
 ])
 def test_reverse_partial_superset_and_unreadable_orders_earn_nothing(response: str) -> None:
     assert score(GOLD, response) == 0.0

@@ -97,7 +97,7 @@ _WRAPPERS = (
     ("(", ")"), ("[", "]"), ("\uff08", "\uff09"),
 )
 _TRAILING_PUNCT = ".,;:!?\u3002\uff0c\uff1b\uff1a\uff01\uff1f"
-_LIST_MARKER = re.compile(r"^(?:[-*\u2022+]|\(?\d{1,3}[.)]|\(\d{1,3}\))[ \t]+(?=\S)")
+_LIST_MARKER = re.compile(r"^(?:[-*\u2022+]|#{1,6}|\(?\d{1,3}[.)]|\(\d{1,3}\))[ \t]+(?=\S)")
 
 
 def strip_decoration(text: str) -> str:
@@ -118,7 +118,8 @@ def strip_decoration(text: str) -> str:
 
 
 def strip_list_marker(line: str) -> str:
-    """Drop a leading bullet (``-``, ``*``, ``•``) or item number (``1.``, ``2)``, ``(3)``)."""
+    """Drop a leading bullet (``-``, ``*``, ``•``), markdown heading mark (``# ``: small models
+    copy a context's section headings with it) or item number (``1.``, ``2)``, ``(3)``)."""
     return _LIST_MARKER.sub("", line.strip(), count=1)
 
 

@@ -9,6 +9,7 @@ leaves the metric to the task.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -78,8 +79,10 @@ class OrderingTask(ListTask):
 
 def ordering_items(answer: str, universe: list[str]) -> list[str]:
     """The answer's cleaned lines; with a numeric universe (excerpt numbers) a line such as
-    ``Excerpt 3`` or ``#3`` is read as the one number it holds."""
-    items = T.answer_items(answer)
+    ``Excerpt 3`` or ``#3`` is read as the one number it holds. A line that is no candidate
+    itself but names several (``3, 1, 2``; ``The first two are "forth" and "fingers".``) is
+    read as the candidates it names, in the order it names them (:func:`named_candidates`)."""
+    items = candidate_items(T.answer_items(answer), universe)
     if universe and all(u.isdigit() for u in universe):
         out = []
         for item in items:
@@ -87,6 +90,49 @@ def ordering_items(answer: str, universe: list[str]) -> list[str]:
             out.append(numbers[0].strip("()[].,:").lstrip("0") or "0" if len(numbers) == 1 else item)
         return out
     return items
+
+
+def named_candidates(line: str, universe: Sequence[str]) -> list[str]:
+    """The members of ``universe`` (normalised items) that ``line`` names as whole words, in
+    the order they occur; where two overlap the longer wins. Reading a one-line answer this way
+    opens no hole: it yields what the same names one per line would, and every hardened list
+    metric already scores that (all candidates, the given order, a reversal) at or below
+    chance."""
+    found: list[tuple[int, int, str]] = []
+    for candidate in sorted(set(universe), key=len, reverse=True):
+        if not candidate:
+            continue
+        for match in re.finditer(r"(?<!\w)" + re.escape(candidate) + r"(?!\w)", line):
+            span = (match.start(), match.end())
+            if all(span[1] <= a or span[0] >= b for a, b, _ in found):
+                found.append((span[0], span[1], candidate))
+    return [c for _, _, c in sorted(found)]
+
+
+#: Words a one-line answer may put around the candidates it names ("The order is", "and").
+MAX_GLUE_WORDS = 8
+
+
+def candidate_items(items: list[str], universe: Sequence[str] | None) -> list[str]:
+    """``items`` with every line that is not a candidate but names two or more, with at most
+    :data:`MAX_GLUE_WORDS` other words, replaced by the candidates it names
+    (:func:`named_candidates`); unchanged without a universe. The glue limit keeps an echoed
+    question (a sentence that happens to list the candidates) from reading as an answer."""
+    if not universe:
+        return items
+    members = set(universe)
+    out: list[str] = []
+    for item in items:
+        named = [] if item in members else named_candidates(item, universe)
+        if len(named) >= 2:
+            glue = item
+            for candidate in sorted(set(named), key=len, reverse=True):
+                glue = re.sub(r"(?<!\w)" + re.escape(candidate) + r"(?!\w)", " ", glue)
+            if len(re.findall(r"\w+", glue)) <= MAX_GLUE_WORDS:
+                out.extend(named)
+                continue
+        out.append(item)
+    return out
 
 
 def permutation_of(items: list[str], universe: list[str], length: int) -> bool:
@@ -99,4 +145,5 @@ def as_answer(lines: Sequence[str]) -> str:
     return "[Answer]\n" + "\n".join(lines)
 
 
-__all__ = ["ListTask", "OrderingTask", "as_answer", "ordering_items", "permutation_of"]
+__all__ = ["ListTask", "OrderingTask", "as_answer", "candidate_items", "named_candidates", "ordering_items",
+           "permutation_of"]

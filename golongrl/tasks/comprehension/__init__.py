@@ -21,6 +21,8 @@ _STATEMENT = re.compile(
     r"|(?<![\w\]])(?i:(?:final\s+)?answer)(?=\s*[:：]))"
     r"\s*[:：]?\s*(?:(?i:option)\s+)?[(（\[]?([A-D])(?![A-Za-z0-9])"
 )
+#: A reply that is nothing but one option: ``C``, ``(C)``, ``C.``, ``[C]``.
+_BARE_LETTER = re.compile(r"^\s*[(（\[]?([A-D])[)）\]]?[.。]?\s*$")
 _OPTION_LINE = re.compile(r"^\s*\(([A-D])\)\s*(.+)$", re.M)
 
 
@@ -86,6 +88,9 @@ class Comprehension(Task):
                 return 0.0, REASON_PARSE
             return (1.0 if items[0] == T.normalize_item(gold.items[0]) else 0.0), None
         letters = {m.group(1) for m in _STATEMENT.finditer(answer.replace("*", ""))}
+        bare = _BARE_LETTER.match(answer.replace("*", ""))
+        if not letters and bare:
+            letters = {bare.group(1)}
         if len(letters) != 1:
             return 0.0, REASON_PARSE
         return (1.0 if letters.pop() in (gold.label.strip(), _mc_first(gold.label)) else 0.0), None

@@ -8,14 +8,15 @@ from typing import Any
 from golongrl.rewards import text as T
 from golongrl.rewards.metrics import informedness, set_f1
 from golongrl.tasks.base import REASON_PARSE, Gold, Result, ScoreOptions, key_column, prompt_tables, row_prompt
-from golongrl.tasks.listing import ListTask, as_answer
+from golongrl.tasks.listing import ListTask, as_answer, candidate_items
 
 
 class ExhaustiveRetrieval(ListTask):
     """Hardened: when the row lists the candidates (``extra_info.candidates`` or a
     ``Candidates:`` line), informedness (recall minus false-positive rate over the candidates),
     so listing every candidate, none, or any blind subset earns 0; otherwise set F1 over the
-    cleaned lines.  Lines may carry list markers, markdown and quotes."""
+    cleaned lines.  Lines may carry list markers, markdown and quotes; with candidates, a line
+    naming several of them (``a, b and c``) counts as those candidates."""
 
     name = "exhaustive_retrieval"
     title = "Exhaustive retrieval"
@@ -35,7 +36,7 @@ class ExhaustiveRetrieval(ListTask):
         universe = self.universe(gold)
         if universe is None:
             return set_f1(gold_items, items), None
-        return informedness(gold_items, items, universe), None
+        return informedness(gold_items, candidate_items(items, universe), universe), None
 
     def baselines(self, row: Mapping[str, Any]) -> dict[str, str]:
         out = super().baselines(row)

@@ -10,7 +10,9 @@ from golongrl.rewards import text as T
 from golongrl.tasks.base import REASON_PARSE, Gold, Result, ScoreOptions, Task, row_question
 
 _QUOTED = re.compile(r'"([^"\n]{1,200})"')
-_ANSWER_PREFIX = re.compile(r"^\**(?i:(?:final\s+)?answer)\**\s*[:：]\**\s*")
+_ANSWER_PREFIX = re.compile(
+    r"^\**(?:(?i:(?:final\s+)?answer)\**\s*[:：]\**"
+    r"|(?i:the\s+(?:correct\s+|final\s+)?answer(?:\s+to\s+the\s+question)?\s+is)(?:\s*[:：]\**|\**\s*[:：]\**)?)\s*")
 
 
 class PreciseRetrieval(Task):
@@ -18,7 +20,7 @@ class PreciseRetrieval(Task):
 
     Hardened accepts the answer with the decoration an instruction-tuned model adds around it
     (surrounding markdown emphasis, backticks, quotes, brackets, trailing punctuation, an
-    ``[Answer]`` marker or ``Answer:`` prefix), compared case-sensitively; no substring or partial match, so
+    ``[Answer]`` marker, an ``Answer:`` or ``The answer (to the question) is`` prefix), compared case-sensitively; no substring or partial match, so
     listing several guesses earns nothing.
     """
 
