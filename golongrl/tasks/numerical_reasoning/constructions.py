@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 TASK = "numerical_reasoning"
 _LBP = "T8.2 Single-Source Targeted Aggregation"
+_LOOKUP = "T3.2 Single-Hop Fact QA"
 #: Numbers a blind answer gives (the audit boxes 0, 1 and 2).
 _CONSTANTS = {Decimal(0), Decimal(1), Decimal(2)}
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -109,7 +110,7 @@ def _blind_guess(value: Decimal, question: str) -> bool:
     return value in _CONSTANTS or value in stated
 
 
-def _number_sample(ctx: "Context", env: Env, construction: str, question: str, value: Decimal,
+def _number_sample(ctx: "Context", env: Env, construction: str, lbp_task: str, question: str, value: Decimal,
                    rows: list[list[str]], checks: list[tuple[str, bool]]) -> Sample:
     if _blind_guess(value, question):
         raise ConstructionError(f"the answer {fmt(value)} is a blind guess")
@@ -117,7 +118,7 @@ def _number_sample(ctx: "Context", env: Env, construction: str, question: str, v
     lines = [row_line(r) for r in rows]
     return Sample(
         TASK, construction, question, ground_truth(label=answer, language=env.language), f"\\boxed{{{answer}}}",
-        TASK, lbp_task="T3.2 Single-Hop Fact QA" if len(rows) == 1 else _LBP, evidence=lines, checks=checks,
+        TASK, lbp_task=lbp_task, evidence=lines, checks=checks,
         answer_offset=ctx.text.find(lines[0]),
     )
 
@@ -132,7 +133,7 @@ def table_number_lookup(ctx: "Context", env: Env) -> Sample:
         f'In the table "{table.title}", what is the number in the column "{table.header[col]}" of the row whose '
         f'"{table.header[table.key]}" is "{row[table.key]}"?'
     )
-    return _number_sample(ctx, env, "table_number_lookup", question, number(row[col]), [row],
+    return _number_sample(ctx, env, "table_number_lookup", _LOOKUP, question, number(row[col]), [row],
                           [("row key unique", sum(r[table.key] == row[table.key] for r in table.rows) == 1)])
 
 
@@ -145,7 +146,7 @@ def table_max_value(ctx: "Context", env: Env) -> Sample:
     best = max(number(r[col]) for r in table.rows)
     question = f'In the table "{table.title}", what is the largest value in the column "{table.header[col]}"?'
     holder = next(r for r in table.rows if number(r[col]) == best)
-    return _number_sample(ctx, env, "table_max_value", question, best, [holder],
+    return _number_sample(ctx, env, "table_max_value", _LBP, question, best, [holder],
                           [("no larger value", all(number(r[col]) <= best for r in table.rows)),
                            ("rows all in the context", all(row_line(r) in ctx.text for r in table.rows))])
 
@@ -161,7 +162,7 @@ def number_after_phrase(ctx: "Context", env: Env) -> Sample:
         raise ConstructionError(f"the answer {text} is a blind guess")
     return Sample(
         TASK, "number_after_phrase", question, ground_truth(label=fmt(value), language=env.language),
-        f"\\boxed{{{fmt(value)}}}", TASK, lbp_task="T3.2 Single-Hop Fact QA", evidence=[f"{phrase} {text}"],
+        f"\\boxed{{{fmt(value)}}}", TASK, lbp_task=_LOOKUP, evidence=[f"{phrase} {text}"],
         checks=[("phrase occurs once", ctx.text.count(phrase) == 1),
                 ("number follows the phrase", f"{phrase} {text}" in ctx.text)],
         answer_offset=ctx.text.find(phrase),
@@ -173,9 +174,9 @@ CONSTRUCTIONS = (
     ConstructionSpec("table_filtered_sum", TASK, frozenset({"table"}), table_filtered_sum, _LBP,
                      sections=(1, 4), section_tokens=4096),
     ConstructionSpec("number_after_phrase", TASK, frozenset({"prose", "dialogue"}), number_after_phrase,
-                     "T3.2 Single-Hop Fact QA", sections=(1, 3), section_tokens=384, level="warmup"),
+                     _LOOKUP, sections=(1, 3), section_tokens=384, level="warmup"),
     ConstructionSpec("table_number_lookup", TASK, frozenset({"table"}), table_number_lookup,
-                     "T3.2 Single-Hop Fact QA", sections=(1, 2), section_tokens=512, level="warmup"),
+                     _LOOKUP, sections=(1, 2), section_tokens=512, level="warmup"),
     ConstructionSpec("table_max_value", TASK, frozenset({"table"}), table_max_value, _LBP,
                      sections=(1, 2), section_tokens=512, level="warmup"),
 )
