@@ -7,6 +7,14 @@ answer; the gold letter cycles A-D over the samples (no majority letter).
   task: T3.1 Multi-Doc Integration QA.
 * ``table_extreme_choice`` [table]: which of four rows has the largest value of a column.
   Closest: T3.2 Single-Hop Fact QA.
+
+Warm-up tier (short contexts, one comparison):
+
+* ``sentence_seen_choice`` [prose, dialogue]: which of four whole sentences occurs in the
+  context; the three others come from the same documents outside their windows (same style and
+  vocabulary), and share neither their first nor last six words with the context.
+* ``row_value_choice`` [table]: a row's value of a column, among three other values of that
+  column.
 """
 
 from __future__ import annotations

@@ -9,6 +9,12 @@ and checked against the whole context.
 * ``table_rows_matching`` [table]: the key of every row of a named table that meets a numeric
   threshold (2-10 rows, at most an eighth of the table's rows, so listing every key scores
   at most 0.22 F1). Closest: T7.2 Targeted Rule or Condition Violation Detection.
+
+Warm-up tier (short contexts, a few items copied):
+
+* ``section_headings`` [prose, dialogue]: the heading of every section (2-5).
+* ``column_values`` [table]: every different value of a non-key column with 2-6 of them,
+  never one that the table's first all-distinct column (what a blind strategy lists) holds.
 """
 
 from __future__ import annotations

@@ -7,6 +7,14 @@ answer).
   Single-Source Targeted Aggregation (here across sources).
 * ``table_filtered_sum`` [table]: the sum of one column over the rows of a named table that
   meet a threshold on another column. Closest: T8.2 Single-Source Targeted Aggregation.
+
+Warm-up tier (short contexts, one number copied or compared; never 0, 1, 2 or a number the
+question states, which blind answers give):
+
+* ``number_after_phrase`` [prose, dialogue]: the number right after a quoted run of 4-6 words
+  that occurs once.
+* ``table_number_lookup`` [table]: a numeric cell (unique in its column) by row key and column.
+* ``table_max_value`` [table]: the largest value of a numeric column of one table.
 """
 
 from __future__ import annotations

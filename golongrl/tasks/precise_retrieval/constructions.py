@@ -7,6 +7,12 @@ context finds.
   Key-Snippet Retrieval (locate one snippet among many).
 * ``table_cell_lookup`` [table]: one cell by table, row key and column, in a context of several
   real tables. Closest: T3.2 Single-Hop Fact QA.
+
+Warm-up tier (short contexts, one copy step):
+
+* ``next_word`` [prose, dialogue]: the word right after a quoted run of 4-6 words that occurs
+  once in the context (letters only, at least four, not one of the phrase's words).
+* ``row_cell_copy`` [table]: ``table_cell_lookup`` on a 1-2 table context.
 """
 
 from __future__ import annotations

@@ -7,6 +7,13 @@ scores nothing.
   Consistency Verification (filters across sources).
 * ``section_term_table`` [prose, dialogue]: for every section, its heading and how many times
   a word occurs in it. Closest: T8.2 Single-Source Targeted Aggregation.
+
+Warm-up tier (short contexts, rows copied and split into cells):
+
+* ``section_first_words`` [prose, dialogue]: ``[heading, first word]`` of every section (2-5).
+* ``row_to_json`` [table]: the whole row with a given key (at most 100 characters, cells filled).
+* ``two_columns_json`` [table]: ``[key, value]`` of 2-3 named rows of a table of at least four
+  rows per asked row, so listing the whole table for those two columns matches few rows.
 """
 
 from __future__ import annotations
