@@ -105,3 +105,13 @@ def test_row_value_choice_gold_option_is_the_cell_and_the_others_are_from_its_co
         letter = r["reward_model"]["ground_truth"]["golden_label"]
         assert _option(r, letter) == match[header.index(column)]
         assert all(o in values and o != _option(r, letter) for o in r["extra_info"]["candidates"] if o != _option(r, letter))
+
+
+def test_sentence_seen_choice_options_share_one_shape() -> None:
+    from construction_fixtures import construction_rows
+
+    for r in construction_rows("comprehension", "sentence_seen_choice", 8):
+        options = r["extra_info"]["candidates"]
+        assert all(o[0].isupper() and o[-1] in ".!?" for o in options)
+        letter = r["reward_model"]["ground_truth"]["golden_label"]
+        assert len(options["ABCD".index(letter)]) < max(len(o) for o in options) or len({len(o) for o in options}) == 1

@@ -128,7 +128,10 @@ def table_extreme_choice(ctx: "Context", env: Env) -> Sample:
 
 
 def sentence_seen_choice(ctx: "Context", env: Env) -> Sample:
-    found = [(s, b) for b in ctx.blocks if b.doc.kind != "table" for s in complete_sentences(ctx, b, 6, 24)]
+    # Shaped like the distractors (capital first, plain end), so no verse number or closing
+    # quote singles the gold out.
+    found = [(s, b) for b in ctx.blocks if b.doc.kind != "table" for s in complete_sentences(ctx, b, 6, 24)
+             if s[0].isupper() and s[-1] in ".!?"]
     if not found:
         raise ConstructionError("no whole sentence that occurs once in the context")
     others = outside_sentences(ctx, 6, 24)
