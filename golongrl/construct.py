@@ -18,6 +18,8 @@ from __future__ import annotations
 import csv
 import io
 import random
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -334,7 +336,9 @@ __all__ = [
     "list_answer",
     "list_sample",
     "number",
+    "outside_sentences",
     "parse_table",
+    "phrase_followers",
     "place_gold",
     "require_sections",
     "row_line",
@@ -342,4 +346,75 @@ __all__ = [
     "section_words_of_length",
     "spread_target",
     "tables",
+    "unique_cells",
+    "whole_units",
 ]
+
+
+# --- warm-up tier helpers -------------------------------------------------------------------
+
+
+def whole_units(block: "Block") -> list[str]:
+    """A section's units without the one its window was cut in (that one may start or end
+    mid-sentence)."""
+    if block.cut_source is None:
+        return list(block.units)
+    cut = 0 if block.cut_tail else len(block.units) - 1
+    return [u for i, u in enumerate(block.units) if i != cut]
+
+
+def unique_cells(found: Sequence[Table]) -> list[tuple[Table, list[str], int]]:
+    """``(table, row, column)`` of every non-empty cell whose value occurs once in its column
+    and differs from its row's key (a value equal to the key would be named by a question
+    that identifies the row by its key)."""
+    cells = []
+    for t in found:
+        for c in range(len(t.header)):
+            if c == t.key:
+                continue
+            seen = Counter(r[c] for r in t.rows)
+            cells += [(t, r, c) for r in t.rows if r[c].strip() and seen[r[c]] == 1 and r[c] != r[t.key]]
+    return cells
+
+
+def outside_sentences(ctx: "Context", min_words: int, max_words: int) -> list[str]:
+    """Whole sentences of the context's own documents, outside their windows, that share neither
+    their first nor their last six words with the context (so no near-copy of a context
+    sentence): same-domain text the context does not contain, for distractor options."""
+    found: list[str] = []
+    for block in ctx.blocks:
+        if block.doc.kind == "table":
+            continue
+        for line in block.doc.text.split("\n"):
+            for sentence in split_sentences(line):
+                tokens = sentence.split()
+                if not (min_words <= len(tokens) <= max_words) or not sentence[0].isupper() \
+                        or sentence[-1] not in ".!?":
+                    continue
+                if " ".join(tokens[:6]) in ctx.text or " ".join(tokens[-6:]) in ctx.text:
+                    continue
+                found.append(sentence)
+    return list(dict.fromkeys(found))
+
+
+def phrase_followers(ctx: "Context", follower: "re.Pattern[str]") -> list[tuple[str, str]]:
+    """``(phrase, next)`` pairs: a run of 4-6 whitespace-separated words of one line of a
+    prose or dialogue section (whole units only) that occurs exactly once in the context, and
+    the word right after it, which matches ``follower`` whole and is not one of the phrase's
+    words (so neither copying the phrase nor its last word answers)."""
+    found = []
+    for block in ctx.blocks:
+        if block.doc.kind == "table":
+            continue
+        for unit in whole_units(block):
+            for line in unit.split("\n"):
+                tokens = line.split()
+                for i in range(len(tokens) - 4):
+                    size = 4 + i % 3
+                    if i + size >= len(tokens) or not follower.fullmatch(tokens[i + size]):
+                        continue
+                    phrase = " ".join(tokens[i:i + size])
+                    word = tokens[i + size]
+                    if '"' not in phrase and word not in tokens[i:i + size] and ctx.text.count(phrase) == 1:
+                        found.append((phrase, word))
+    return found

@@ -69,3 +69,31 @@ def test_empty_gold_list_scores_zero_in_faithful_mode() -> None:
 def test_one_line_naming_every_candidate_or_echoing_the_question_earns_nothing(fields: dict) -> None:
     assert score(fields, ", ".join(CANDIDATES)) == 0.0
     assert score(fields, QUESTION.splitlines()[0] + " " + ", ".join(CANDIDATES)) == 0.0
+
+
+# --- warm-up tier constructions, re-checked against their contexts ---------------------------
+
+
+def test_section_headings_gold_is_every_heading_of_the_context() -> None:
+    from construction_fixtures import construction_rows, context_of, gold_score, section_headings
+
+    rows = construction_rows("exhaustive_retrieval", "section_headings")
+    assert len(rows) >= 4
+    for r in rows:
+        gold = r["reward_model"]["ground_truth"]["doc_ids"]
+        assert gold == section_headings(context_of(r)) and 2 <= len(gold) <= 5
+        assert gold_score(r, "[Answer]\n" + "\n".join(f"- **{g}**" for g in gold)) == 1.0
+        assert gold_score(r, "[Answer]\n" + gold[0]) < 1.0
+
+
+def test_column_values_gold_is_the_set_of_values_of_the_named_column() -> None:
+    from construction_fixtures import construction_rows, context_of, gold_score, quoted, table_in
+
+    rows = construction_rows("exhaustive_retrieval", "column_values")
+    assert len(rows) >= 4
+    for r in rows:
+        column, title = quoted(r["extra_info"]["question"])[:2]
+        header, body = table_in(context_of(r), title)
+        gold = r["reward_model"]["ground_truth"]["doc_ids"]
+        assert sorted(gold) == sorted({b[header.index(column)] for b in body}) and 2 <= len(gold) <= 6
+        assert gold_score(r, "[Answer]\n" + "\n".join(f"{i + 1}. {g}" for i, g in enumerate(reversed(gold)))) == 1.0

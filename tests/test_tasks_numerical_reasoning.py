@@ -41,3 +41,53 @@ def test_symbolic_answers_go_to_math_verify() -> None:
 def test_numeric_gold_label_is_read_as_text() -> None:
     assert score({"data_source": MATH, "ground_truth": {"golden_label": 42}, "extra_info": {}}, "\\boxed{42}") == 1.0
     assert score({"data_source": MATH, "ground_truth": 2.0, "extra_info": {}}, "\\boxed{2}") == 1.0
+
+
+# --- warm-up tier constructions, re-checked against their contexts ---------------------------
+
+
+def _warm(name: str) -> tuple:
+    from construction_fixtures import construction_rows
+
+    rows = construction_rows("numerical_reasoning", name)
+    assert len(rows) >= 4, name
+    return rows
+
+
+def _gold(row: dict) -> float:
+    return float(row["reward_model"]["ground_truth"]["golden_label"])
+
+
+def test_table_number_lookup_gold_is_the_named_numeric_cell() -> None:
+    from construction_fixtures import context_of, gold_score, quoted, table_in
+
+    for r in _warm("table_number_lookup"):
+        title, column, key_column, key = quoted(r["extra_info"]["question"])
+        header, body = table_in(context_of(r), title)
+        [match] = [b for b in body if b[header.index(key_column)] == key]
+        value = float(match[header.index(column)])
+        assert value == _gold(r) and value not in (0, 1, 2)
+        label = r["reward_model"]["ground_truth"]["golden_label"]
+        assert gold_score(r, f"The {column} is {label}.\n\\boxed{{{label}}}") == 1.0
+
+
+def test_table_max_value_gold_is_the_largest_value_of_the_column() -> None:
+    from construction_fixtures import context_of, gold_score, quoted, table_in
+
+    for r in _warm("table_max_value"):
+        title, column = quoted(r["extra_info"]["question"])
+        header, body = table_in(context_of(r), title)
+        values = [float(b[header.index(column)]) for b in body]
+        assert max(values) == _gold(r) and len(set(values)) >= 3
+        assert gold_score(r, f"\\boxed{{{min(values)}}}") == 0.0
+
+
+def test_number_after_phrase_gold_is_the_number_right_after_the_phrase() -> None:
+    from construction_fixtures import context_of, gold_score, quoted
+
+    for r in _warm("number_after_phrase"):
+        context, phrase = context_of(r), quoted(r["extra_info"]["question"])[0]
+        assert context.count(phrase) == 1
+        following = context[context.index(phrase) + len(phrase):].split()[0]
+        assert following.isdigit() and float(following) == _gold(r)
+        assert gold_score(r, f"The number is {following}. \\boxed{{{following}}}") == 1.0

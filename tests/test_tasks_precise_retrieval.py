@@ -43,3 +43,37 @@ def test_faithful_keeps_the_reference_strict_match() -> None:
 def test_empty_gold_with_empty_answer_scores_like_the_reference() -> None:
     fields = row("EM", label="")
     assert score(fields, "</think>  ", mode="faithful") == 1.0
+
+
+# --- warm-up tier constructions, re-checked against their contexts ---------------------------
+
+
+def test_next_word_gold_is_the_word_after_its_once_occurring_phrase() -> None:
+    from construction_fixtures import construction_rows, context_of, gold_score, quoted
+
+    rows = construction_rows("precise_retrieval", "next_word")
+    assert len(rows) >= 4
+    for r in rows:
+        context, gold = context_of(r), r["reward_model"]["ground_truth"]["golden_label"]
+        phrase = quoted(r["extra_info"]["question"])[0]
+        assert context.count(phrase) == 1 and 4 <= len(phrase.split()) <= 6
+        after = context[context.index(phrase) + len(phrase):]
+        assert after.split()[0] == gold and gold.isalpha() and len(gold) >= 4 and gold not in phrase.split()
+        for response in (gold, f"**{gold}**", f"{gold}.", f"Answer: {gold}", f'"{gold}"'):
+            assert gold_score(r, response) == 1.0, response
+        assert gold_score(r, phrase) == 0.0 and gold_score(r, f"{gold} {gold}") == 0.0
+
+
+def test_row_cell_copy_gold_is_the_named_cell_of_its_table() -> None:
+    from construction_fixtures import construction_rows, context_of, gold_score, quoted, table_in
+
+    rows = construction_rows("precise_retrieval", "row_cell_copy")
+    assert len(rows) >= 4
+    for r in rows:
+        title, column, key_column, key = quoted(r["extra_info"]["question"])
+        header, body = table_in(context_of(r), title)
+        matches = [b for b in body if b[header.index(key_column)] == key]
+        assert len(matches) == 1
+        gold = r["reward_model"]["ground_truth"]["golden_label"]
+        assert matches[0][header.index(column)] == gold
+        assert gold_score(r, gold) == 1.0 and gold_score(r, f"The value is {gold}.") == 0.0

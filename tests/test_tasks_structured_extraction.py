@@ -60,3 +60,54 @@ def test_faithful_stringifies_cells_like_the_reference() -> None:
     assert score(GOLD, "</think>" + answer([[1980.0, 22.2], [1981.0, 20.8]]), mode="faithful") == 0.0
     assert score(GOLD, answer([[1980.0, 22.2], [1981.0, 20.8]])) == 1.0
     assert score(GOLD, "</think>" + answer(GOLD_ROWS), mode="faithful") == 1.0
+
+
+# --- warm-up tier constructions, re-checked against their contexts ---------------------------
+
+
+def _warm(name: str) -> tuple:
+    from construction_fixtures import construction_rows
+
+    rows = construction_rows("structured_extraction", name)
+    assert len(rows) >= 4, name
+    return rows
+
+
+def _data(row: dict) -> list:
+    return json.loads(row["reward_model"]["ground_truth"]["golden_label"])["data"]
+
+
+def test_row_to_json_gold_is_the_whole_named_row() -> None:
+    from construction_fixtures import context_of, gold_score, quoted, table_in
+
+    for r in _warm("row_to_json"):
+        title, key_column, key = quoted(r["extra_info"]["question"])
+        header, body = table_in(context_of(r), title)
+        assert _data(r) == [b for b in body if b[header.index(key_column)] == key]
+        fenced = "```json\n" + json.dumps({"data": _data(r)}) + "\n```"
+        assert gold_score(r, f"<answer>{fenced}</answer>") == 1.0
+        assert gold_score(r, f'<answer>{{"data": [["{key}"]]}}</answer>') == 0.0
+
+
+def test_two_columns_json_gold_pairs_each_named_key_with_its_value() -> None:
+    from construction_fixtures import context_of, quoted, table_in
+
+    for r in _warm("two_columns_json"):
+        # Quoted: the title, the two column names, the key column again, then the keys asked.
+        title, key_column, column, _, *keys = quoted(r["extra_info"]["question"])
+        header, body = table_in(context_of(r), title)
+        by_key = {b[header.index(key_column)]: b[header.index(column)] for b in body}
+        assert _data(r) == [[k, by_key[k]] for k in keys] and len(body) >= 4 * len(keys)
+
+
+def test_section_first_words_gold_pairs_each_heading_with_its_first_word() -> None:
+    from construction_fixtures import context_of, gold_score, section_headings
+
+    for r in _warm("section_first_words"):
+        context = context_of(r)
+        titles = section_headings(context)
+        assert [t for t, _ in _data(r)] == titles
+        for title, word in _data(r):
+            body = context[context.index(f"# {title}\n\n") + len(title) + 4:]
+            assert body.startswith(word)
+        assert gold_score(r, json.dumps({"data": _data(r)})) == 1.0

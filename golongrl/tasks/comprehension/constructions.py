@@ -7,6 +7,14 @@ answer; the gold letter cycles A-D over the samples (no majority letter).
   task: T3.1 Multi-Doc Integration QA.
 * ``table_extreme_choice`` [table]: which of four rows has the largest value of a column.
   Closest: T3.2 Single-Hop Fact QA.
+
+Warm-up tier (short contexts, one comparison):
+
+* ``sentence_seen_choice`` [prose, dialogue]: which of four whole sentences occurs in the
+  context; the three others come from the same documents outside their windows (same style and
+  vocabulary), and share neither their first nor last six words with the context.
+* ``row_value_choice`` [table]: a row's value of a column, among three other values of that
+  column.
 """
 
 from __future__ import annotations
@@ -19,14 +27,18 @@ from golongrl.construct import (
     ConstructionSpec,
     Env,
     Sample,
+    complete_sentences,
+    depth_pick,
     ground_truth,
     letters_question,
     number,
+    outside_sentences,
     place_gold,
     require_sections,
     row_line,
     section_counts,
     tables,
+    unique_cells,
 )
 from golongrl.text import word_counts
 
@@ -115,9 +127,77 @@ def table_extreme_choice(ctx: "Context", env: Env) -> Sample:
     )
 
 
+def sentence_seen_choice(ctx: "Context", env: Env) -> Sample:
+    # Shaped like the distractors (capital first, plain end), so no verse number or closing
+    # quote singles the gold out.
+    found = [(s, b) for b in ctx.blocks if b.doc.kind != "table" for s in complete_sentences(ctx, b, 6, 24)
+             if s[0].isupper() and s[-1] in ".!?"]
+    if not found:
+        raise ConstructionError("no whole sentence that occurs once in the context")
+    others = outside_sentences(ctx, 6, 24)
+    if len(others) < 3:
+        raise ConstructionError("fewer than three sentences of these documents outside the context")
+    sentence, block = depth_pick(found, [ctx.text.find(s) for s, _ in found], ctx, env)
+    # Distractors of about the gold's length, so length does not single it out.
+    others.sort(key=lambda o: (abs(len(o) - len(sentence)), o))
+    pool = others[:8]
+    for _ in range(12):
+        chosen = env.rng.sample(pool, 3) + [sentence]
+        if not _longest(chosen, sentence):
+            break
+    else:
+        raise ConstructionError("the context's sentence is always the longest option")
+    options, letter = place_gold(chosen, sentence, env)
+    question = letters_question("Which of these sentences occurs in the context?", options)
+    return Sample(
+        TASK, "sentence_seen_choice", question, ground_truth(label=letter, language=env.language), _mc_answer(letter),
+        TASK, lbp_task="T3.2 Single-Hop Fact QA", evidence=[sentence],
+        checks=[("gold sentence in its section", sentence in block.text)]
+        + [(f"distractor {o[:30]!r} not in the context", o not in ctx.text) for o in options if o != sentence],
+        answer_offset=ctx.text.find(sentence), candidates=options,
+    )
+
+
+def row_value_choice(ctx: "Context", env: Env) -> Sample:
+    options_by_cell = []
+    for table, row, col in unique_cells(tables(ctx, min_rows=4)):
+        values = list(dict.fromkeys(r[col] for r in table.rows if r is not row and r[col].strip()))
+        if len(values) >= 3:
+            options_by_cell.append((table, row, col, values))
+    if not options_by_cell:
+        raise ConstructionError("no column with four distinct values")
+    table, row, col, values = depth_pick(
+        options_by_cell, [ctx.text.find(row_line(o[1])) for o in options_by_cell], ctx, env)
+    gold = row[col]
+    for _ in range(12):
+        chosen = env.rng.sample(values, 3) + [gold]
+        if not _longest(chosen, gold):
+            break
+    else:
+        raise ConstructionError("the gold value is always the longest option")
+    options, letter = place_gold(chosen, gold, env)
+    question = letters_question(
+        f'In the table "{table.title}", what is the value of "{table.header[col]}" in the row whose '
+        f'"{table.header[table.key]}" is "{row[table.key]}"?',
+        options,
+    )
+    line = row_line(row)
+    return Sample(
+        TASK, "row_value_choice", question, ground_truth(label=letter, language=env.language), _mc_answer(letter),
+        TASK, lbp_task="T3.2 Single-Hop Fact QA", evidence=[line],
+        checks=[("row key unique", sum(r[table.key] == row[table.key] for r in table.rows) == 1),
+                ("gold unique in its column", sum(r[col] == gold for r in table.rows) == 1)],
+        answer_offset=ctx.text.find(line), candidates=options,
+    )
+
+
 CONSTRUCTIONS = (
     ConstructionSpec("most_mentions_choice", TASK, frozenset({"prose", "dialogue"}), most_mentions_choice,
                      "T3.1 Multi-Doc Integration QA", sections=(4, 10)),
     ConstructionSpec("table_extreme_choice", TASK, frozenset({"table"}), table_extreme_choice,
                      "T3.2 Single-Hop Fact QA", sections=(1, 4), section_tokens=4096),
+    ConstructionSpec("sentence_seen_choice", TASK, frozenset({"prose", "dialogue"}), sentence_seen_choice,
+                     "T3.2 Single-Hop Fact QA", sections=(1, 3), section_tokens=384, level="warmup"),
+    ConstructionSpec("row_value_choice", TASK, frozenset({"table"}), row_value_choice,
+                     "T3.2 Single-Hop Fact QA", sections=(1, 2), section_tokens=512, level="warmup"),
 )

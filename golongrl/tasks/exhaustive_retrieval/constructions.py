@@ -9,6 +9,12 @@ and checked against the whole context.
 * ``table_rows_matching`` [table]: the key of every row of a named table that meets a numeric
   threshold (2-10 rows, at most an eighth of the table's rows, so listing every key scores
   at most 0.22 F1). Closest: T7.2 Targeted Rule or Condition Violation Detection.
+
+Warm-up tier (short contexts, a few items copied):
+
+* ``section_headings`` [prose, dialogue]: the heading of every section (2-5).
+* ``column_values`` [table]: every different value of a non-key column with 2-6 of them,
+  never one that the table's first all-distinct column (what a blind strategy lists) holds.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from golongrl.construct import (
     Env,
     Sample,
     fmt,
+    headings,
     list_sample,
     number,
     require_sections,
@@ -30,6 +37,7 @@ from golongrl.construct import (
     section_words_of_length,
     tables,
 )
+from golongrl.tasks.base import key_column
 
 if TYPE_CHECKING:
     from golongrl.data.assembly import Context
@@ -87,9 +95,48 @@ def table_rows_matching(ctx: "Context", env: Env) -> Sample:
     )
 
 
+def section_headings(ctx: "Context", env: Env) -> Sample:
+    require_sections(ctx, 2)
+    titles = headings(ctx)
+    question = 'List the heading of every section of the context (the text after "# "), in order.'
+    return list_sample(
+        TASK, "section_headings", question, titles, _EXCLUSIVE, env, evidence=[f"# {t}" for t in titles],
+        checks=[(f"{t!r} heads a section", f"# {t}" in ctx.text) for t in titles],
+        answer_offset=ctx.blocks[0].start,
+    )
+
+
+def column_values(ctx: "Context", env: Env) -> Sample:
+    options = []
+    for table in tables(ctx, min_rows=3):
+        # The first all-distinct column is what a blind strategy lists (the audit's table key).
+        keys = {r[key_column(table.rows)] for r in table.rows}
+        for col in range(len(table.header)):
+            values = list(dict.fromkeys(r[col] for r in table.rows))
+            if col != table.key and 2 <= len(values) <= 6 and all(v.strip() for v in values) \
+                    and not keys & set(values):
+                options.append((table, col, values))
+    if not options:
+        raise ConstructionError("no column with 2-6 different values")
+    table, col, values = env.rng.choice(options)
+    question = (
+        f'List every different value of the column "{table.header[col]}" in the table "{table.title}", '
+        "each value once."
+    )
+    return list_sample(
+        TASK, "column_values", question, values, _EXCLUSIVE, env, evidence=[row_line(next(r for r in table.rows if r[col] == v)) for v in values],
+        checks=[("exactly these values", set(values) == {r[col] for r in table.rows})],
+        answer_offset=table.block.start,
+    )
+
+
 CONSTRUCTIONS = (
     ConstructionSpec("exclusive_words", TASK, frozenset({"prose", "dialogue"}), exclusive_words, _EXCLUSIVE,
                      sections=(3, 8)),
     ConstructionSpec("table_rows_matching", TASK, frozenset({"table"}), table_rows_matching, _ROWS,
                      sections=(1, 4), section_tokens=4096),
+    ConstructionSpec("section_headings", TASK, frozenset({"prose", "dialogue"}), section_headings, _EXCLUSIVE,
+                     sections=(2, 5), section_tokens=192, level="warmup"),
+    ConstructionSpec("column_values", TASK, frozenset({"table"}), column_values, _EXCLUSIVE,
+                     sections=(1, 2), section_tokens=512, level="warmup"),
 )
