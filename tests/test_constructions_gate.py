@@ -29,7 +29,9 @@ def builder() -> Builder:
     counter = get_counter("smollm2")
     docs = load_default_corpus(max_dialogues=30)
     annotate_tokens(docs, counter)
-    config = DataConfig.model_validate({"context": {"train_lengths": [1024, 2048]}, "max_attempts": 6})
+    config = DataConfig.model_validate(
+        {"levels": ["core", "warmup"], "context": {"train_lengths": [1024, 2048]}, "max_attempts": 6}
+    )
     return Builder(config, UnitCache(counter), {"train": task_pools(docs)})
 
 

@@ -133,9 +133,10 @@ def earliest_words(ctx: "Context", env: Env) -> Sample:
         "List the two, earliest first."
     )
     offsets = [find_word(ctx.text, w) for w in ranked]
+    tokens = [x.lower() for x in words(ctx.text)]
     sample = list_sample(
         TASK, "earliest_words", question, ranked[:2], _SECTIONS, env, evidence=ranked,
-        checks=[("each word occurs once", all(sum(x.lower() == w.lower() for x in words(ctx.text)) == 1 for w in ranked)),
+        checks=[("each word occurs once", all(tokens.count(w.lower()) == 1 for w in ranked)),
                 ("ranked by position", all(a is not None and b is not None and a[0] < b[0]
                                            for a, b in zip(offsets, offsets[1:])))],
         answer_offset=offsets[0][0] if offsets[0] else None,

@@ -79,7 +79,8 @@ def sentence_section_match(ctx: "Context", env: Env) -> Sample:
     holder = {b.doc.title: b.text for b in ctx.blocks}
     return list_sample(
         TASK, "sentence_section_match", question, gold, _EXCERPT, env, evidence=[s for s, _ in chosen],
-        checks=[(f"sentence {i + 1} in {t}", s in holder[t] and ctx.text.count(s) == 1) for i, (s, t) in enumerate(chosen)],
+        checks=[(f"sentence {i + 1} in {t}", s in holder[t] and ctx.text.count(s) == 1)
+                for i, (s, t) in enumerate(chosen)],
         answer_offset=min(ctx.text.find(s) for s, _ in chosen),
     )
 
