@@ -418,3 +418,71 @@ def phrase_followers(ctx: "Context", follower: "re.Pattern[str]") -> list[tuple[
                     if '"' not in phrase and word not in tokens[i:i + size] and ctx.text.count(phrase) == 1:
                         found.append((phrase, word))
     return found
+
+
+# --- warm-up tier: presentation and sentence helpers -------------------------------------------
+
+
+def _pairs_in_order(order: Sequence[int]) -> float:
+    """The fraction of pairs of ``order`` (positions) that are increasing."""
+    n = len(order)
+    pairs = [(a, b) for i, a in enumerate(order) for b in order[i + 1:]]
+    return sum(a < b for a, b in pairs) / max(1, n * (n - 1) // 2)
+
+
+def shuffled_presentation(items: Sequence[Any], rng: random.Random) -> list[Any]:
+    """``items`` (at least four, distinct, in their true order) in a random order from which no
+    blind reading recovers much: the listed order, its reverse and its half rotation (what an
+    ordering audit tries) each have at most 2/3 of the pairs in true order, so each earns at most
+    1/3 of the rescaled pairwise reward on a row (about 0.1 on average), and the best fixed
+    rearrangement of the listed order averages about 0.26 (four items) or less (more items)."""
+    if len(items) < 4 or len(set(items)) != len(items):
+        raise ConstructionError("needs at least four distinct items to shuffle")
+    order = list(range(len(items)))
+    half = len(order) // 2
+    while True:
+        rng.shuffle(order)
+        readings = (order, order[::-1], order[half:] + order[:half])
+        if all(_pairs_in_order(r) <= 2 / 3 + 1e-9 for r in readings):
+            return [items[i] for i in order]
+
+
+def sorts_itself(items: Sequence[str]) -> bool:
+    """Whether ``items`` are in sorted order (alphabetical, case-insensitive, or numeric when all
+    are numbers), ascending or descending: an order a policy could produce without the text."""
+    keys: list[list[Any]] = [[i.lower() for i in items]]
+    if all(number(i) is not None for i in items):
+        keys.append([number(i) for i in items])
+    return any(k == sorted(k) or k == sorted(k, reverse=True) for k in keys)
+
+
+def opening_sentence(ctx: "Context", block: "Block", min_words: int = 6, max_words: int = 40) -> str | None:
+    """The first sentence of a section's body when it is whole (the section starts on a whole
+    unit), ``min_words``-``max_words`` words long and occurs once in the context; else ``None``."""
+    if not block.units:
+        return None
+    first_line = next((line for line in block.units[0].split("\n") if line.strip()), "")
+    sentences = split_sentences(first_line)
+    if not sentences:
+        return None
+    # visible_sentences leaves out the sentence a cut runs through, so a cut opening is refused.
+    return sentences[0] if sentences[0] in visible_sentences(ctx, block, min_words, max_words) else None
+
+
+def visible_sentences(ctx: "Context", block: "Block", min_words: int = 8, max_words: int = 40) -> list[str]:
+    """:func:`complete_sentences`, plus the whole sentences of the unit the window was cut in
+    (all but the one the cut runs through): a short section is often one cut paragraph."""
+    if block.cut_source is None:
+        return complete_sentences(ctx, block, min_words, max_words)
+    edge = 0 if block.cut_tail else len(block.units) - 1
+    lines = block.units[edge].split("\n")
+    at = 0 if block.cut_tail else len(lines) - 1
+    pieces = split_sentences(lines[at])
+    lines[at] = " ".join(pieces[1:] if block.cut_tail else pieces[:-1])
+    units = list(block.units)
+    units[edge] = "\n".join(lines)
+    # Every sentence is still checked to occur once, verbatim, in the context.
+    return complete_sentences(ctx, type(block)(block.doc, units, block.role), min_words, max_words)
+
+
+__all__ += ["opening_sentence", "shuffled_presentation", "sorts_itself", "visible_sentences"]

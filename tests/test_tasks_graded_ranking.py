@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import itertools
 
+import re
+
 import pytest
 
 from golongrl.rewards.metrics import expected_random_ndcg, ndcg_linear, rescale_above
+from built_rows import (
+    context_of, gold_items, hardened, question_of, sections_of, table_of, warmup_rows, words_of,
+)
 from tasks_fixtures import row, score
 
 MODE = "T1.2 Key-Snippet Retrieval"
@@ -59,3 +64,40 @@ def test_rescaling_matches_the_random_expectation() -> None:
 
 def test_faithful_keeps_the_linear_ndcg_floor() -> None:
     assert score(GOLD, "</think>" + answer(list(reversed(GOLD_ITEMS))), mode="faithful") > 0.7
+
+
+# --- warm-up constructions, built from the bundled corpus ---------------------------------------
+
+
+def test_top_rows_small_gold_is_the_two_largest_of_the_four_named_rows() -> None:
+    rows = warmup_rows("top_rows_small")
+    assert len(rows) >= 4
+    first_places = set()
+    for built in rows:
+        question = question_of(built)
+        title, key, column = re.search(r'the table "(.+?)", take the rows whose "(.+?)" is .*the largest "(.+?)"\?',
+                                       question).groups()
+        header, table_rows = table_of(next(b for h, b, _ in sections_of(built) if h == title))
+        candidates = built["extra_info"]["candidates"]
+        assert len(candidates) == 4 and all(f'"{c}"' in question for c in candidates)
+        value = {r[header.index(key)]: float(r[header.index(column)]) for r in table_rows}
+        ranked = sorted(candidates, key=lambda c: -value[c])
+        assert len({value[c] for c in candidates}) == 4 and gold_items(built) == ranked[:2]
+        first_places.add(candidates.index(ranked[0]))
+        assert hardened(built, "[Answer]\n1. " + ranked[0] + "\n2. " + ranked[1]) == 1.0
+        assert hardened(built, "[Answer]\n" + ranked[1] + "\n" + ranked[0]) < 1.0
+        assert hardened(built, "[Answer]\n" + "\n".join(ranked)) == 0.0  # all four is not an answer
+    assert len(first_places) >= 3  # the top row's place in the list cycles
+
+
+def test_earliest_words_gold_is_the_two_candidates_that_occur_first() -> None:
+    rows = warmup_rows("earliest_words")
+    assert len(rows) >= 6
+    for built in rows:
+        context = context_of(built)
+        tokens = [w.lower() for w in words_of(context)]
+        candidates = built["extra_info"]["candidates"]
+        assert len(candidates) == 4 and all(tokens.count(c.lower()) == 1 for c in candidates)
+        ranked = sorted(candidates, key=lambda c: tokens.index(c.lower()))
+        assert gold_items(built) == ranked[:2]
+        assert hardened(built, "[Answer]\n- " + ranked[0] + "\n- " + ranked[1]) == 1.0

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import itertools
 
+import re
+
 import pytest
 
+from built_rows import (
+    context_of, gold_items, hardened, listed_items, question_of, quoted_lines, sections_of, table_of, warmup_rows,
+)
 from tasks_fixtures import row, score
 
 MODE = "T2.1 Global Timeline Reconstruction"
@@ -54,3 +59,54 @@ def test_one_adjacent_swap_keeps_most_of_the_credit() -> None:
 
 def test_faithful_pays_two_ordered_items_like_the_reference() -> None:
     assert score(GOLD, "</think>" + answer(["3", "5"]), mode="faithful") == 1.0
+
+
+# --- warm-up constructions, built from the bundled corpus ---------------------------------------
+
+
+def _listed_order_is_uninformative(listed: list[str], gold: list[str]) -> bool:
+    """The listed order, its reverse and its half rotation each earn at most 1/3."""
+    fields = row("longbench_pro", items=gold, reward_mode=MODE, candidates=listed)
+    half = len(listed) // 2
+    readings = (listed, listed[::-1], listed[half:] + listed[:half])
+    return all(score(fields, answer(r)) <= 1 / 3 + 1e-9 for r in readings)
+
+
+def test_headings_in_order_gold_is_the_order_of_the_sections() -> None:
+    rows = warmup_rows("headings_in_order")
+    assert len(rows) >= 4
+    for built in rows:
+        listed = listed_items(question_of(built))
+        assert built["extra_info"]["candidates"] == listed
+        assert gold_items(built) == [h for h, _, _ in sections_of(built)]
+        assert sorted(listed) == sorted(gold_items(built)) and len(listed) >= 4
+        assert _listed_order_is_uninformative(listed, gold_items(built))
+        assert hardened(built, answer([f"{i}. {h}" for i, h in enumerate(gold_items(built), 1)])) == 1.0
+
+
+def test_sentences_in_order_gold_numbers_follow_the_text() -> None:
+    rows = warmup_rows("sentences_in_order")
+    assert len(rows) >= 4
+    for built in rows:
+        context = context_of(built)
+        sentences = quoted_lines(question_of(built))
+        assert len(sentences) == 4 and all(context.count(s) == 1 for s in sentences.values())
+        assert gold_items(built) == sorted(sentences, key=lambda n: context.find(sentences[n]))
+        assert _listed_order_is_uninformative(list(sentences), gold_items(built))
+        assert hardened(built, answer([f"Sentence {n}" for n in gold_items(built)])) == 1.0
+
+
+def test_rows_in_order_gold_follows_the_rows_of_the_table() -> None:
+    rows = warmup_rows("rows_in_order")
+    assert len(rows) >= 4
+    for built in rows:
+        question = question_of(built)
+        column, title = re.search(r'column "(.+?)" of the table "(.+?)"', question).groups()
+        header, table_rows = table_of(next(b for h, b, _ in sections_of(built) if h == title))
+        values = [r[header.index(column)] for r in table_rows]
+        listed = listed_items(question)
+        assert len(listed) == 4 and all(values.count(v) == 1 for v in listed)
+        assert gold_items(built) == sorted(listed, key=values.index)
+        assert _listed_order_is_uninformative(listed, gold_items(built))
+        assert gold_items(built) not in (sorted(listed), sorted(listed, reverse=True))
+        assert hardened(built, answer(gold_items(built))) == 1.0

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from built_rows import (
+    context_of, gold_items, hardened, question_of, sections_of, table_of, warmup_rows, words_of,
+)
 from tasks_fixtures import row, score, scored
 
 MODE = "T4.1 Global-Coverage Constrained Summary"
@@ -75,3 +80,57 @@ def test_a_reference_made_only_of_question_words_falls_back_to_plain_rouge() -> 
     fields = row("longbench_pro", items=["the dataset nightingale's rose"], reward_mode=MODE, question=QUESTION)
     assert score(fields, answer("the dataset Nightingale's Rose")) == pytest.approx(1.0)
     assert score(fields, answer("something else entirely")) == 0.0
+
+
+# --- warm-up constructions, built from the bundled corpus ---------------------------------------
+
+
+def test_sentence_with_word_gold_is_the_one_sentence_holding_the_word() -> None:
+    rows = warmup_rows("sentence_with_word")
+    assert len(rows) >= 6
+    for built in rows:
+        word = re.search(r'contains the word "(.+?)"', question_of(built)).group(1)
+        (sentence,) = gold_items(built)
+        context = context_of(built)
+        assert [w.lower() for w in words_of(context)].count(word.lower()) == 1
+        assert word in words_of(sentence) and context.count(sentence) == 1
+        assert hardened(built, f'[Answer]\n"{sentence}"') == 1.0
+        assert hardened(built, "[Answer]\n" + question_of(built)) == 0.0
+
+
+def test_first_sentence_quote_gold_opens_the_named_section_and_the_heading_earns_nothing() -> None:
+    rows = warmup_rows("first_sentence_quote", 12)
+    assert len(rows) >= 4
+    for built in rows:
+        heading = re.search(r'of the section "(.+?)"\.$', question_of(built)).group(1)
+        sections = sections_of(built)
+        index = [h for h, _, _ in sections].index(heading)
+        (sentence,) = gold_items(built)
+        assert index >= 1 and sections[index][1].startswith(sentence)
+        assert hardened(built, sentence) == 1.0  # without the answer marker too
+        assert hardened(built, "[Answer]\n" + heading) == 0.0
+        # Half the sentence keeps part of the credit.
+        cut = " ".join(sentence.split()[: len(sentence.split()) // 2])
+        assert 0.2 < hardened(built, "[Answer]\n" + cut) < 1.0
+
+
+def test_row_description_reference_is_the_named_cells_of_the_keyed_row() -> None:
+    rows = warmup_rows("row_description")
+    assert len(rows) >= 4
+    for built in rows:
+        question = question_of(built)
+        title, key, wanted, columns = re.search(
+            r'the table "(.+?)" whose "(.+?)" is "(.+?)": give its (.+)\.$', question).groups()
+        names = re.findall(r'"(.+?)"', columns)
+        header, table_rows = table_of(next(b for h, b, _ in sections_of(built) if h == title))
+        (target,) = [r for r in table_rows if r[header.index(key)] == wanted]
+        assert table_rows.index(target) >= 2  # not in the lead of the context
+        (reference,) = gold_items(built)
+        assert reference == "; ".join(f"{n}: {target[header.index(n)]}" for n in names) + "."
+        cells = [target[header.index(n)] for n in names]
+        sentence = " and ".join(f"its {n} is {c}" for n, c in zip(names, cells))
+        assert hardened(built, f"[Answer]\nThe row {wanted} has {sentence}.") >= 0.6
+        # Copying the whole row earns part of it, and the first row's cells less.
+        assert 0.2 < hardened(built, "[Answer]\n" + ",".join(target)) < 1.0
+        first = [table_rows[0][header.index(n)] for n in names]
+        assert hardened(built, "[Answer]\n" + ", ".join(first)) < hardened(built, "[Answer]\n" + ", ".join(cells))

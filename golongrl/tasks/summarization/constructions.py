@@ -7,10 +7,23 @@ so every row has its own reference and a title or the question alone shares litt
 * ``table_column_profile`` [table]: a profile of one column of a named table written from its
   rows: how many rows, the smallest and largest values with their row keys, and the mean.
   Closest: T4.1 Global-Coverage Constrained Summary.
+
+Warm-up tier (short contexts; the answer is one span copied from the context, and the scorer
+drops the question's words, so echoing the question or the heading it names earns nothing):
+
+* ``sentence_with_word`` [prose, dialogue]: quote the one sentence that contains a given word
+  (a word of six or more letters that occurs once in the context, in any letter case).
+  Closest: T4.2 Query-Focused Summary.
+* ``first_sentence_quote`` [prose, dialogue]: quote the first sentence of a named section that
+  is not the context's first (whose opening a lead-of-context answer would copy). Closest: T4.2.
+* ``row_description`` [table]: describe one row of a table, named by its key, through two or
+  three of its columns (named in the question); the reference is those cells, each unique in
+  its column, in the order asked. Closest: T4.1 Global-Coverage Constrained Summary.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -22,11 +35,15 @@ from golongrl.construct import (
     Sample,
     block_body,
     complete_sentences,
+    depth_pick,
     fmt,
     list_sample,
     number,
+    opening_sentence,
     require_sections,
+    row_line,
     tables,
+    visible_sentences,
 )
 from golongrl.text import count_term, words
 
@@ -93,9 +110,79 @@ def table_column_profile(ctx: "Context", env: Env) -> Sample:
     )
 
 
+#: The answer format of the warm-up quotes (a format the hardened scorer reads: text after [Answer]).
+QUOTE_FORMAT = "Write [Answer] on its own line, then the sentence."
+
+
+def sentence_with_word(ctx: "Context", env: Env) -> Sample:
+    folded = Counter(w.lower() for w in words(ctx.text))
+    options = [
+        (word, sentence)
+        for b in ctx.blocks
+        for sentence in visible_sentences(ctx, b, 6, 30)
+        for word in dict.fromkeys(words(sentence))
+        if word.isalpha() and len(word) >= 6 and folded[word.lower()] == 1
+    ]
+    word, sentence = depth_pick(options, [ctx.text.find(s) for _, s in options], ctx, env)
+    question = f'Quote the sentence of the context that contains the word "{word}".'
+    return list_sample(
+        TASK, "sentence_with_word", question, [sentence], _QUERY, env, evidence=[sentence],
+        checks=[("the word occurs once", sum(w.lower() == word.lower() for w in words(ctx.text)) == 1),
+                ("in this sentence", count_term(sentence, word) == 1)],
+        answer_offset=ctx.text.find(sentence), instruction=QUOTE_FORMAT,
+    )
+
+
+def first_sentence_quote(ctx: "Context", env: Env) -> Sample:
+    require_sections(ctx, 2)
+    options = [(b, s) for b in ctx.blocks[1:] if (s := opening_sentence(ctx, b)) is not None]
+    block, sentence = depth_pick(options, [b.start for b, _ in options], ctx, env)
+    question = f'Quote the first sentence of the section "{block.doc.title}".'
+    return list_sample(
+        TASK, "first_sentence_quote", question, [sentence], _QUERY, env, evidence=[sentence],
+        checks=[("the section opens with it", block_body(block).startswith(sentence)),
+                ("not the first section", block is not ctx.blocks[0])],
+        answer_offset=ctx.text.find(sentence), instruction=QUOTE_FORMAT,
+    )
+
+
+def row_description(ctx: "Context", env: Env) -> Sample:
+    options = []
+    for table in tables(ctx, min_rows=4):
+        # Not the first two rows, which a lead-of-context answer would copy.
+        for row in table.rows[2:]:
+            cols = [
+                c for c in range(len(table.header))
+                if c != table.key and row[c].strip() and sum(r[c] == row[c] for r in table.rows) == 1
+            ]
+            if len(cols) >= 2:
+                options.append((table, row, cols))
+    if not options:
+        raise ConstructionError("no row with two cells unique in their columns")
+    table, row, cols = depth_pick(options, [ctx.text.find(row_line(o[1])) for o in options], ctx, env)
+    cols = sorted(env.rng.sample(cols, min(len(cols), env.rng.randint(2, 3))))
+    names = [f'"{table.header[c]}"' for c in cols]
+    question = (
+        f'Describe in one sentence the row of the table "{table.title}" whose "{table.header[table.key]}" is '
+        f'"{row[table.key]}": give its {", ".join(names[:-1])} and {names[-1]}.'
+    )
+    reference = "; ".join(f"{table.header[c]}: {row[c]}" for c in cols) + "."
+    return list_sample(
+        TASK, "row_description", question, [reference], _PROFILE, env, evidence=[row_line(row)],
+        checks=[(f"{table.header[c]} unique", sum(r[c] == row[c] for r in table.rows) == 1) for c in cols],
+        answer_offset=ctx.text.find(row_line(row)),
+    )
+
+
 CONSTRUCTIONS = (
     ConstructionSpec("query_focused_extract", TASK, frozenset({"prose", "dialogue"}), query_focused_extract, _QUERY,
                      sections=(2, 8)),
     ConstructionSpec("table_column_profile", TASK, frozenset({"table"}), table_column_profile, _PROFILE,
                      sections=(1, 4), section_tokens=4096),
+    ConstructionSpec("sentence_with_word", TASK, frozenset({"prose", "dialogue"}), sentence_with_word, _QUERY,
+                     sections=(1, 3), section_tokens=256, level="warmup"),
+    ConstructionSpec("first_sentence_quote", TASK, frozenset({"prose", "dialogue"}), first_sentence_quote, _QUERY,
+                     sections=(2, 4), section_tokens=256, level="warmup"),
+    ConstructionSpec("row_description", TASK, frozenset({"table"}), row_description, _PROFILE,
+                     sections=(1, 3), section_tokens=256, level="warmup"),
 )
