@@ -117,22 +117,30 @@ def _plain_cache_path(monkeypatch) -> None:
 
     from golongrl.inference import decoding
 
+    monkeypatch.setattr(decoding, "prefill_unpadded", lambda *args, **_: None)
     monkeypatch.setattr(decoding, "preallocate_cache", lambda cache, **_: False)
     monkeypatch.setattr(decoding, "single_query_decoding", lambda model: contextlib.nullcontext())
 
 
 def _watch_preallocation(monkeypatch) -> list[bool]:
-    """The return value of every ``preallocate_cache`` call the sampler makes, in order."""
+    """Whether each preallocation the sampler tries (the unpadded prefill into buffers, then, if
+    that declines, moving a padded batch's cache) held the cache, in order."""
     from golongrl.inference import decoding
 
     calls: list[bool] = []
-    real = decoding.preallocate_cache
+    real_unpadded, real_move = decoding.prefill_unpadded, decoding.preallocate_cache
 
-    def watched(cache, **kwargs):
-        calls.append(real(cache, **kwargs))
+    def unpadded(*args, **kwargs):
+        result = real_unpadded(*args, **kwargs)
+        calls.append(result is not None)
+        return result
+
+    def moved(cache, **kwargs):
+        calls.append(real_move(cache, **kwargs))
         return calls[-1]
 
-    monkeypatch.setattr(decoding, "preallocate_cache", watched)
+    monkeypatch.setattr(decoding, "prefill_unpadded", unpadded)
+    monkeypatch.setattr(decoding, "preallocate_cache", moved)
     return calls
 
 
@@ -164,8 +172,8 @@ def test_fast_decode_greedy_matches_plain_cache_and_generate(tiny, monkeypatch) 
         query_lengths = _watch_decode_attention(patch)
         buffered = _greedy(model, prompts, n=2)
     assert calls == [True], "a Llama's cache should decode in preallocated buffers"
-    # Two layers: the prefill (through SDPA), then 7 single-query decode steps.
-    assert query_lengths == [max(len(p) for p in prompts)] * 2 + [1] * 14
+    # Two layers: each prompt prefilled alone (through SDPA), then 7 single-query decode steps.
+    assert query_lengths == [len(p) for p in prompts for _ in range(2)] + [1] * 14
     assert model.config._attn_implementation == "sdpa"
     with monkeypatch.context() as patch:
         _plain_cache_path(patch)
@@ -242,7 +250,7 @@ def test_caches_it_cannot_hold_fall_back_to_transformers(monkeypatch) -> None:
     prompts = [[5, 6, 7, 8, 9, 10], [11, 12, 13]]
     calls = _watch_preallocation(monkeypatch)
     sampled = _greedy(model, prompts, n=2, max_new_tokens=6)
-    assert calls == [False], "a sliding-window cache must keep transformers' own layers"
+    assert calls == [False, False], "a sliding-window cache must keep transformers' own layers"
     ids = torch.tensor([prompts[0], [0, 0, 0] + prompts[1]])
     mask = (ids != 0).long()
     with torch.no_grad():

@@ -14,11 +14,11 @@ mask first copies them once per query head): :func:`single_query_decoding` swaps
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-from transformers.cache_utils import DynamicCache, DynamicLayer
+from transformers.cache_utils import CacheLayerMixin, DynamicCache, DynamicLayer
 
 
 class PreallocatedLayer(DynamicLayer):
@@ -44,6 +44,28 @@ class PreallocatedLayer(DynamicLayer):
         self.dtype, self.device = keys.dtype, keys.device
         self.is_initialized = True
         self._set_length(length)
+
+    @classmethod
+    def zeros(cls, rows: int, keys: torch.Tensor, values: torch.Tensor, *, capacity: int) -> "PreallocatedLayer":
+        """An empty layer of ``rows`` rows shaped like ``keys``/``values`` (zero-filled, so
+        masked padding positions hold finite values), to be filled with :meth:`place`."""
+        self = cls.__new__(cls)
+        CacheLayerMixin.__init__(self)
+        self.capacity = capacity
+        self._key_buffer = keys.new_zeros((rows, keys.shape[1], capacity, keys.shape[-1]))
+        self._value_buffer = values.new_zeros((rows, values.shape[1], capacity, values.shape[-1]))
+        self.dtype, self.device = keys.dtype, keys.device
+        self.is_initialized = True
+        self._set_length(0)
+        return self
+
+    def place(self, first_row: int, repeats: int, keys: torch.Tensor, values: torch.Tensor, *, end: int) -> None:
+        """Write one prefilled prompt's ``keys``/``values`` [1, H, L, D] into rows
+        ``first_row ... first_row + repeats - 1`` at positions ``end - L ... end - 1``."""
+        length = keys.shape[-2]
+        rows = slice(first_row, first_row + repeats)
+        self._key_buffer[rows, :, end - length:end] = keys
+        self._value_buffer[rows, :, end - length:end] = values
 
     def _set_length(self, length: int) -> None:
         self.length = length
@@ -80,6 +102,44 @@ class PreallocatedLayer(DynamicLayer):
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         raise NotImplementedError("PreallocatedLayer does not reorder rows")
+
+
+def _holdable(cache: Any) -> bool:
+    return (type(cache) is DynamicCache and not getattr(cache, "offloading", False) and bool(cache.layers)
+            and all(type(layer) is DynamicLayer and layer.is_initialized for layer in cache.layers))
+
+
+def prefill_unpadded(model: Any, prompt_ids: Sequence[Sequence[int]], *, repeats: int, capacity: int,
+                     device: Any) -> tuple[Any, torch.Tensor] | None:
+    """Prefill each prompt alone (no padding, no attention mask) and lay the caches out
+    left-padded to the longest prompt in :class:`PreallocatedLayer` buffers, each row
+    ``repeats`` times; returns ``(cache, last-position logits [rows, V])``.
+
+    Why not one padded batch: with a padding mask SDPA's CPU kernels leave the causal fast
+    path (and may materialise [B, H, T, T] scores), which at 4K-token prompts costs far more
+    than the lost batching; a single unmasked prompt of hundreds of tokens already keeps the
+    matmuls busy. The padded positions hold zeros and are masked at decode. ``None`` (nothing
+    kept) when the model's cache is not one :func:`preallocate_cache` can hold: the caller then
+    prefills the padded batch and decodes through transformers' own cache.
+    """
+    width = max(len(p) for p in prompt_ids)
+    cache, layers, logits = None, None, []
+    for row, prompt in enumerate(prompt_ids):
+        out = model(input_ids=torch.tensor([list(prompt)], dtype=torch.long, device=device), use_cache=True,
+                    logits_to_keep=1)
+        if not _holdable(out.past_key_values):
+            return None
+        if layers is None:
+            cache = out.past_key_values
+            layers = [PreallocatedLayer.zeros(len(prompt_ids) * repeats, layer.keys, layer.values, capacity=capacity)
+                      for layer in cache.layers]
+        for layer, prefilled in zip(layers, out.past_key_values.layers):
+            layer.place(row * repeats, repeats, prefilled.keys, prefilled.values, end=width)
+        logits.append(out.logits[:, -1])
+    for layer in layers:
+        layer._set_length(width)
+    cache.layers = layers
+    return cache, torch.cat(logits, dim=0)
 
 
 def preallocate_cache(cache: Any, *, repeats: int, capacity: int) -> bool:

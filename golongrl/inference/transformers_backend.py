@@ -97,8 +97,8 @@ def sample_responses(model: Any, prompt_ids: Sequence[Sequence[int]], *, n: int,
     A KV-cached decode loop of plain forwards, written out instead of ``model.generate`` so that
     the distribution sampled from is exactly :func:`sampling_logprobs` (the model's
     ``generation_config`` plays no part) and only one log-prob per token is kept, never the
-    [B, T, V] logits. Each prompt is prefilled once, with the LM head on its last position only,
-    and its cache repeated for its ``n`` responses into buffers sized for the whole rollout
+    [B, T, V] logits. Each prompt is prefilled once, alone (no padding mask), with the LM head on
+    its last position only, and its cache repeated for its ``n`` responses into buffers sized for the whole rollout
     (:func:`~golongrl.inference.decoding.preallocate_cache`), so a step writes only its new
     keys and values, and each decode step's attention reads K and V once
     (:func:`~golongrl.inference.decoding.single_query_decoding`). ``temperature == 0`` is
@@ -107,7 +107,7 @@ def sample_responses(model: Any, prompt_ids: Sequence[Sequence[int]], *, n: int,
     """
     import torch
 
-    from .decoding import preallocate_cache, single_query_decoding
+    from .decoding import preallocate_cache, prefill_unpadded, single_query_decoding
 
     if not prompt_ids or any(len(p) == 0 for p in prompt_ids):
         raise ValueError("sample_responses needs at least one prompt and no empty prompt")
@@ -126,13 +126,18 @@ def sample_responses(model: Any, prompt_ids: Sequence[Sequence[int]], *, n: int,
     eos = torch.tensor(list(eos_ids), dtype=torch.long, device=device)
     tokens, logprobs = [], []
     with torch.inference_mode(), single_query_decoding(model):
-        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
-        cache = out.past_key_values
-        # In-place KV buffers sized for the whole rollout (no per-step copy of the cache); caches
-        # it cannot hold (sliding-window, linear-attention, ...) decode through transformers' own.
-        if not preallocate_cache(cache, repeats=n, capacity=width + max_new_tokens) and n > 1:
-            cache.batch_repeat_interleave(n)
-        logits = out.logits[:, -1].repeat_interleave(n, 0)
+        # Each prompt prefilled alone into in-place KV buffers sized for the whole rollout (no
+        # padding mask in the prefill, no per-step copy of the cache); caches those buffers
+        # cannot hold (sliding-window, linear-attention, ...) go through transformers' own.
+        filled = prefill_unpadded(model, prompt_ids, repeats=n, capacity=width + max_new_tokens, device=device)
+        if filled is not None:
+            cache, last = filled
+        else:
+            out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+            cache, last = out.past_key_values, out.logits[:, -1]
+            if not preallocate_cache(cache, repeats=n, capacity=width + max_new_tokens) and n > 1:
+                cache.batch_repeat_interleave(n)
+        logits = last.repeat_interleave(n, 0)
         mask = mask.repeat_interleave(n, 0)
         next_position = mask.sum(-1, keepdim=True)
         done = torch.zeros(mask.shape[0], dtype=torch.bool, device=device)
