@@ -78,9 +78,10 @@ def memory_bandwidth(seconds: float = 1.0) -> float:
 def timed_sample(model: torch.nn.Module, prompts: list[list[int]], n: int, new_tokens: int) -> tuple[float, float, float]:
     """(total s, prefill forward s, median decode step s) of one ``sample_responses`` call.
 
-    Forward hooks stamp every forward's start: a decode step is the interval between two decode
-    forwards' starts (the forward plus the sampling after it); the median keeps a step that
-    another process interrupted from skewing it."""
+    Forward hooks stamp every forward's start and end: the sampler prefills each prompt in its
+    own forward, so the prefill is the first ``len(prompts)`` forwards; a decode step is the
+    interval between two decode forwards' starts (the forward plus the sampling after it); the
+    median keeps a step that another process interrupted from skewing it."""
     from golongrl.inference.transformers_backend import sample_responses
 
     starts: list[float] = []
@@ -94,8 +95,9 @@ def timed_sample(model: torch.nn.Module, prompts: list[list[int]], n: int, new_t
     finally:
         for hook in hooks:
             hook.remove()
-    steps = [b - a for a, b in zip(starts[1:], starts[2:])]
-    return total, ends[0] - starts[0], statistics.median(steps) if steps else float("nan")
+    prefills = len(prompts)
+    steps = [b - a for a, b in zip(starts[prefills:], starts[prefills + 1:])]
+    return total, ends[prefills - 1] - starts[0], statistics.median(steps) if steps else float("nan")
 
 
 def main() -> None:
