@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-from transformers.cache_utils import CacheLayerMixin, DynamicCache, DynamicLayer
+from transformers.cache_utils import DynamicCache, DynamicLayer
 
 
 class PreallocatedLayer(DynamicLayer):
@@ -26,48 +26,34 @@ class PreallocatedLayer(DynamicLayer):
 
     ``keys`` / ``values`` are views of the first ``get_seq_length()`` positions; ``update`` writes
     the new positions into the buffer, so a step copies only the new tokens, never the cache.
-    The prefilled rows are laid out ``repeats`` times each (row ``r`` becomes rows
+    Callers lay each prefilled prompt out ``repeats`` times (prompt ``r`` in rows
     ``r * repeats ... r * repeats + repeats - 1``, as ``batch_repeat_interleave`` would).
     """
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, *, repeats: int, capacity: int) -> None:
+    def __init__(self, rows: int, keys: torch.Tensor, values: torch.Tensor, *, capacity: int) -> None:
+        """An empty layer of ``rows`` rows shaped like ``keys``/``values`` [*, H, *, D] with room for
+        ``capacity`` positions, zero-filled so masked padding positions hold finite values; fill
+        it with :meth:`place`, then :meth:`set_length`."""
         super().__init__()
-        rows, heads, length, _ = keys.shape
-        if capacity < length:
-            raise ValueError(f"capacity {capacity} is below the prefilled length {length}")
-        self.capacity = capacity
-        self._key_buffer = keys.new_empty((rows * repeats, heads, capacity, keys.shape[-1]))
-        self._value_buffer = values.new_empty((rows * repeats, values.shape[1], capacity, values.shape[-1]))
-        for buffer, prefilled in ((self._key_buffer, keys), (self._value_buffer, values)):
-            grouped = buffer.view(rows, repeats, *buffer.shape[1:])
-            grouped[:, :, :, :length] = prefilled.unsqueeze(1)
-        self.dtype, self.device = keys.dtype, keys.device
-        self.is_initialized = True
-        self._set_length(length)
-
-    @classmethod
-    def zeros(cls, rows: int, keys: torch.Tensor, values: torch.Tensor, *, capacity: int) -> "PreallocatedLayer":
-        """An empty layer of ``rows`` rows shaped like ``keys``/``values`` (zero-filled, so
-        masked padding positions hold finite values), to be filled with :meth:`place`."""
-        self = cls.__new__(cls)
-        CacheLayerMixin.__init__(self)
         self.capacity = capacity
         self._key_buffer = keys.new_zeros((rows, keys.shape[1], capacity, keys.shape[-1]))
         self._value_buffer = values.new_zeros((rows, values.shape[1], capacity, values.shape[-1]))
         self.dtype, self.device = keys.dtype, keys.device
         self.is_initialized = True
-        self._set_length(0)
-        return self
+        self.set_length(0)
 
     def place(self, first_row: int, repeats: int, keys: torch.Tensor, values: torch.Tensor, *, end: int) -> None:
         """Write one prefilled prompt's ``keys``/``values`` [1, H, L, D] into rows
         ``first_row ... first_row + repeats - 1`` at positions ``end - L ... end - 1``."""
         length = keys.shape[-2]
+        if end > self.capacity or length > end:
+            raise ValueError(f"cannot place {length} positions ending at {end} in a buffer of {self.capacity}")
         rows = slice(first_row, first_row + repeats)
         self._key_buffer[rows, :, end - length:end] = keys
         self._value_buffer[rows, :, end - length:end] = values
 
-    def _set_length(self, length: int) -> None:
+    def set_length(self, length: int) -> None:
+        """Expose the first ``length`` positions as ``keys`` / ``values``."""
         self.length = length
         self.keys = self._key_buffer[:, :, :length]
         self.values = self._value_buffer[:, :, :length]
@@ -79,7 +65,7 @@ class PreallocatedLayer(DynamicLayer):
             raise RuntimeError(f"KV buffer full: {end} positions needed, capacity {self.capacity}")
         self._key_buffer[:, :, self.length:end] = key_states
         self._value_buffer[:, :, self.length:end] = value_states
-        self._set_length(end)
+        self.set_length(end)
         return self.keys, self.values
 
     def get_seq_length(self) -> int:
@@ -91,7 +77,7 @@ class PreallocatedLayer(DynamicLayer):
     def crop(self, max_length: int) -> None:
         if max_length < 0:
             max_length = self.length + max_length
-        self._set_length(min(self.length, max_length))
+        self.set_length(min(self.length, max_length))
 
     # Row reordering would detach ``keys`` from the buffer; the sampler never needs it.
     def batch_repeat_interleave(self, repeats: int) -> None:
@@ -105,6 +91,7 @@ class PreallocatedLayer(DynamicLayer):
 
 
 def _holdable(cache: Any) -> bool:
+    """Whether ``cache`` is a plain ``DynamicCache`` of initialised full-attention layers."""
     return (type(cache) is DynamicCache and not getattr(cache, "offloading", False) and bool(cache.layers)
             and all(type(layer) is DynamicLayer and layer.is_initialized for layer in cache.layers))
 
@@ -131,13 +118,13 @@ def prefill_unpadded(model: Any, prompt_ids: Sequence[Sequence[int]], *, repeats
             return None
         if layers is None:
             cache = out.past_key_values
-            layers = [PreallocatedLayer.zeros(len(prompt_ids) * repeats, layer.keys, layer.values, capacity=capacity)
+            layers = [PreallocatedLayer(len(prompt_ids) * repeats, layer.keys, layer.values, capacity=capacity)
                       for layer in cache.layers]
         for layer, prefilled in zip(layers, out.past_key_values.layers):
             layer.place(row * repeats, repeats, prefilled.keys, prefilled.values, end=width)
         logits.append(out.logits[:, -1])
     for layer in layers:
-        layer._set_length(width)
+        layer.set_length(width)
     cache.layers = layers
     return cache, torch.cat(logits, dim=0)
 
@@ -151,12 +138,17 @@ def preallocate_cache(cache: Any, *, repeats: int, capacity: int) -> bool:
     positions, a linear-attention layer keeps a recurrent state, quantized and offloaded caches
     move their tensors): the caller then decodes with transformers' own cache.
     """
-    if type(cache) is not DynamicCache or getattr(cache, "offloading", False) or not cache.layers:
+    if not _holdable(cache):
         return False
-    if any(type(layer) is not DynamicLayer or not layer.is_initialized for layer in cache.layers):
-        return False
-    cache.layers = [PreallocatedLayer(layer.keys, layer.values, repeats=repeats, capacity=capacity)
-                    for layer in cache.layers]
+    layers = []
+    for layer in cache.layers:
+        rows, _, length, _ = layer.keys.shape
+        held = PreallocatedLayer(rows * repeats, layer.keys, layer.values, capacity=capacity)
+        for row in range(rows):
+            held.place(row * repeats, repeats, layer.keys[row:row + 1], layer.values[row:row + 1], end=length)
+        held.set_length(length)
+        layers.append(held)
+    cache.layers = layers
     return True
 
 
