@@ -46,7 +46,8 @@ def test_main_quick_writes_a_complete_report(tmp_path: Path, monkeypatch) -> Non
     assert result.exit_code == 0, result.output
     report = (run / "report.md").read_text()
     for section in ("## Held-out reward, paired before/after", "## Held-out reward by context length",
-                    "## Held-out curve", "## Training", "## Plots", "## Timings", "## Config"):
+                    "## Held-out curve", "## Where the learning signal was", "## Training", "## Plots",
+                    "## Timings", "## Config"):
         assert section in report
     for task in ("precise_retrieval", "comprehension", "numerical_reasoning"):
         assert f"| {task} | 2 |" in report
@@ -231,3 +232,24 @@ def test_a_held_out_prompt_given_twice_is_refused_before_the_model_loads(tmp_pat
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
     assert f"{twice}: row 4: field 'prompt': the same prompt and gold as {twice}, row 2" in result.output
+
+
+def test_signal_section_shows_why_a_task_could_not_move() -> None:
+    """The report's per-task signal table: a task the base policy never solved got no groups
+    into the updates; counts come from the filter, the training history and the base scores."""
+    from golongrl.training.paired import analyse
+    from golongrl.training.report import signal_section
+
+    calibration = {"samples": 4, "kept": 3, "prompts": 8,
+                   "per_task": {"comprehension": {"prompts": 4, "never": 1, "always": 0, "kept": 3},
+                                "precise_retrieval": {"prompts": 4, "never": 4, "always": 0, "kept": 0}}}
+    history = [{"step": 1, "task_metrics/comprehension/num_queries": 2.0},
+               {"step": 2, "task_metrics/comprehension/num_queries": 3.0}]
+    before = [{"prompt_id": f"c{i}", "task": "comprehension", "score": float(i % 2)} for i in range(4)]
+    before += [{"prompt_id": f"p{i}", "task": "precise_retrieval", "score": 0.0} for i in range(3)]
+    after = [dict(row, score=1.0) if row["task"] == "comprehension" else row for row in before]
+    lines = signal_section(calibration, history, before, analyse(before, after))
+    table = "\n".join(lines)
+    assert "| comprehension | 4 | 1 | 3 | 0 | 5 | 2/4 |" in table
+    assert "| precise_retrieval | 4 | 4 | 0 | 0 | 0 | 3/3 | flat |" in table
+    assert signal_section(None, [], [], analyse([], [])) == []

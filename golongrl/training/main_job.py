@@ -275,7 +275,7 @@ def run_main_job(cfg: TrainConfig, run_dir: str | Path, *, log: Callable[[str], 
               f"{trainer.step} training steps, {len(trainer.prompts)} training prompts "
               f"({sum(trainer.dropped.values())} dropped as longer than {cfg.rollout.max_prompt_tokens} tokens), "
               f"{sum(after.counts.values())} held-out prompts, wall time {timings['total_s'] / 60:.1f} min."]
-    calibration = run / "data" / "calibration.json"
+    calibration, cal = run / "data" / "calibration.json", None
     if cfg.data.calibration_samples and calibration.is_file():
         cal = json.loads(calibration.read_text())
         header.append(f"Difficulty filter: {cal['kept']} of {cal['prompts']} training prompts kept (base-policy mean "
@@ -286,4 +286,5 @@ def run_main_job(cfg: TrainConfig, run_dir: str | Path, *, log: Callable[[str], 
                         timings=timings, plots=plots, header=header, curve=points,
                         curve_prompts=len(curve.rows) if curve is not None else 0,
                         curve_every=cfg.evaluation.every_steps,
-                        train_max_tokens=max((len(p.input_ids) for p in trainer.prompts), default=None))
+                        train_max_tokens=max((len(p.input_ids) for p in trainer.prompts), default=None),
+                        calibration=cal, before_rows=before_rows)

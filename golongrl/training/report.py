@@ -246,11 +246,60 @@ def curve_section(points: Mapping[int, Mapping[str, float]], *, prompts: int, ev
     return lines
 
 
+def signal_section(calibration: Mapping[str, Any] | None, history: Sequence[dict[str, Any]],
+                   before_rows: Sequence[Mapping[str, Any]], paired: PairedAnalysis) -> list[str]:
+    """Where the learning signal was, per task: why a task that did not move could not.
+
+    A GRPO-family advantage is zero for a group whose rollouts all score the same, so a task
+    whose training prompts the base policy never solves contributes no gradient at all. The
+    table puts side by side what the difficulty filter saw (``calibration``: the content of
+    ``calibration.json``), how many prompt groups of the task carried signal into the updates
+    (``task_metrics/<task>/num_queries`` summed over the steps: the kept, non-constant groups),
+    and how many held-out prompts the base policy scored exactly 0.
+    """
+    per_task = dict((calibration or {}).get("per_task", {}))
+    used: dict[str, float] = {}
+    for row in history:
+        for key, value in row.items():
+            if key.startswith(_TASK_PREFIX) and key.endswith("/num_queries") and value is not None:
+                task = key[len(_TASK_PREFIX):-len("/num_queries")]
+                used[task] = used.get(task, 0.0) + float(value)
+    zeros: dict[str, list[int]] = {}
+    for row in before_rows:
+        bucket = zeros.setdefault(str(row["task"]), [0, 0])
+        bucket[0] += float(row["score"]) <= 0.0
+        bucket[1] += 1
+    tasks = sorted(set(per_task) | set(used) | set(zeros) | set(paired.per_task))
+    if not tasks:
+        return []
+    samples = (calibration or {}).get("samples")
+    lines = ["## Where the learning signal was", "",
+             "A group whose rollouts all earn the same reward has zero advantage and adds nothing to the update, "
+             "so a task the base policy never solves cannot move, whatever the learning rate. Per task: the "
+             + (f"difficulty filter's count of training prompts the base policy solved in none of {samples} samples, "
+                "in some (kept) and in all; " if samples else "")
+             + "the prompt groups with unequal rewards that reached the updates (summed over steps); the held-out "
+               "prompts the base policy scored 0; the paired verdict.", "",
+             "| task | training prompts | never solved | kept | always solved | groups with signal in updates | "
+             "held-out at 0 before | verdict |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for task in tasks:
+        cal = per_task.get(task, {})
+        cells = [str(cal.get(k, "–")) for k in ("prompts", "never", "kept", "always")]
+        zero = zeros.get(task)
+        st = paired.per_task.get(task)
+        lines.append(f"| {task} | " + " | ".join(cells) + f" | {int(used.get(task, 0))} | "
+                     + (f"{zero[0]}/{zero[1]}" if zero else "–") + f" | {st.verdict if st else 'n/a'} |")
+    lines.append("")
+    return lines
+
+
 def write_report(run_dir: Path, *, cfg_dict: dict[str, Any], before: EvalResult, after: EvalResult,
                  paired: PairedAnalysis, history: Sequence[dict[str, Any]], timings: dict[str, float],
                  plots: Sequence[Path], header: Sequence[str] = (),
                  curve: Mapping[int, Mapping[str, float]] | None = None, curve_prompts: int = 0,
-                 curve_every: int = 0, train_max_tokens: int | None = None) -> Path:
+                 curve_every: int = 0, train_max_tokens: int | None = None,
+                 calibration: Mapping[str, Any] | None = None,
+                 before_rows: Sequence[Mapping[str, Any]] = ()) -> Path:
     """Write ``report.md``: the paired before/after table with the outcome against the target,
     the table by context length, the held-out curve, training trends, plots, timings and the
     exact config. Returns its path."""
@@ -259,6 +308,7 @@ def write_report(run_dir: Path, *, cfg_dict: dict[str, Any], before: EvalResult,
     lines += paired_section(paired)
     lines += length_section(paired, train_max_tokens=train_max_tokens)
     lines += curve_section(curve or {}, prompts=curve_prompts, every=curve_every)
+    lines += signal_section(calibration, history, before_rows, paired)
     if before.dropped_overlong or after.dropped_overlong:
         lines.append(f"Evaluation prompts dropped as over-long: {before.dropped_overlong}.")
     for label, res in (("before", before), ("after", after)):
