@@ -332,15 +332,13 @@ def score_batch(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     opts = make_options(**options)
-    requests = [_as_request(item, i) for i, item in enumerate(items)]
-    results: list[ScoreResult | None] = [None] * len(requests)
-    prepared = _prepare_all(requests, results, mode)
+    solutions, results, prepared = _prepare_all(items if isinstance(items, list) else list(items), mode)
     if prepared:
         n_workers = _cpu_count() if workers is None else max(0, workers)
-        run = _BatchRun(requests, prepared, results, mode, opts, timeout_s, n_workers)
+        run = _BatchRun(solutions, prepared, results, mode, opts, timeout_s, n_workers)
         if progress:
-            with _progress(len(requests)) as advance:
-                advance(len(requests) - len(prepared))
+            with _progress(len(results)) as advance:
+                advance(len(results) - len(prepared))
                 run.score(advance)
         else:
             run.score(_no_progress)
@@ -352,21 +350,25 @@ def _no_progress(n: int) -> None:
 
 
 def _prepare_all(
-    requests: list[ScoreRequest | _Row], results: list[ScoreResult | None], mode: str
-) -> dict[int, Prepared]:
-    """Each request's :class:`Prepared` by index; a row that cannot be scored gets its result
-    at once.
+    items: list[ScoreRequest | Mapping[str, Any]], mode: str
+) -> tuple[list[Any], list[ScoreResult | None], dict[int, Prepared]]:
+    """Each item's response, its result where the row cannot be scored (else ``None``), and
+    the :class:`Prepared` of the others by index, in one pass.
 
     A GRPO group's responses share their prompt's row (verl and the trainer pass the same
     ground-truth object to each), so a row is parsed once per ground truth (an object by
     identity, a string by value) and labels: the parse costs as much as scoring a short
     answer.  The cache lives for this call only, while every ground truth it keys on is held
-    by ``requests`` (no id is reused) and no row changes; the next call parses afresh.
+    by ``items`` (no id is reused) and no row changes; the next call parses afresh.
     """
+    solutions: list[Any] = []
+    results: list[ScoreResult | None] = [None] * len(items)
     prepared: dict[int, Prepared] = {}
-    several = len(requests) > 1
+    several = len(items) > 1
     parsed: dict[Any, tuple[ScoreRequest | _Row, Prepared | ScoreResult]] = {}
-    for i, req in enumerate(requests):
+    for i, item in enumerate(items):
+        req = _as_request(item, i)
+        solutions.append(req.solution_str)
         gt = req.ground_truth
         key = gt if type(gt) is str else id(gt)
         hit = parsed.get(key)
@@ -379,7 +381,7 @@ def _prepare_all(
             results[i] = outcome
         else:
             prepared[i] = outcome  # type: ignore[assignment]
-    return prepared
+    return solutions, results, prepared
 
 
 def _same_labels(a: ScoreRequest | _Row, b: ScoreRequest | _Row) -> bool:
@@ -406,7 +408,7 @@ class _BatchRun:
 
     def __init__(
         self,
-        requests: list[ScoreRequest | _Row],
+        solutions: list[Any],
         prepared: dict[int, Prepared],
         results: list[ScoreResult | None],
         mode: str,
@@ -414,7 +416,7 @@ class _BatchRun:
         timeout_s: float,
         n_workers: int,
     ) -> None:
-        self.solutions = solutions = [r.solution_str for r in requests]
+        self.solutions = solutions
         self.prepared, self.results = prepared, results
         self.mode, self.opts, self.timeout_s, self.n_workers = mode, opts, timeout_s, n_workers
         self.guarded: collections.deque[int] = collections.deque()
