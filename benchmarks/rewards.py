@@ -1,13 +1,15 @@
 """Reward scoring at GoLongRL scale: golongrl vs the reference libraries, side by side.
 
 One synthetic RL step (default 2,048 responses, the nine task types mixed as in GoLongRL, see
-``benchmarks/reward_synthetic.py``; responses up to 16K words, summaries of 300-2,000 words) is
-scored by
+``benchmarks/reward_synthetic.py``; responses up to 16K words, summaries of 300-2,000 words;
+GRPO-shaped: ``--group`` consecutive responses share one prompt's row, default 8 as in
+``configs/verl-qwen3-4b-1gpu.yaml``, ``--group 1`` gives every response its own) is scored by
 
 * the reference scorer on its own libraries (pltrdy ``rouge``, ``pytrec_eval``, ``math_verify``;
   ``benchmarks/reward_reference.py``), serially, as GoLongRL's reward manager does;
-* golongrl faithful and hardened in-process (``score_prepared`` in a loop, no time cap; faithful
-  on the same single core as the reference is the like-for-like ratio);
+* golongrl faithful and hardened in-process (``prepare`` and ``score_prepared`` per response in a
+  loop, as a per-sample reward function does: no time cap; faithful on the same single core as
+  the reference is the like-for-like ratio);
 * golongrl faithful and hardened through ``score_batch`` with its per-sample cap and warm
   workers, as one step and in verl-sized micro-batches of 4 (the times a trainer sees); the
   ratio to in-process must stay >= 1 (the cap must not cost time).  These totals are measured
@@ -65,6 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=2048, help="responses in the step")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--group", type=int, default=8, help="responses per prompt (GRPO group)")
     parser.add_argument("--max-tokens", type=int, default=16_384, help="longest response, words")
     parser.add_argument("--workers", type=int, default=2, help="pool size for score_batch")
     parser.add_argument("--repeat", type=int, default=3,
@@ -84,11 +87,12 @@ def main() -> None:
     from reward_synthetic import make_requests
 
     console = Console()
-    requests = make_requests(args.n, seed=args.seed, max_tokens=args.max_tokens)
+    requests = make_requests(args.n, seed=args.seed, max_tokens=args.max_tokens, group=args.group)
     keys = [_key(r) for r in requests]
     n_words = sorted(len(r["solution_str"].split()) for r in requests)
     console.print(
-        f"step: {len(requests)} responses, words per response median {n_words[len(n_words) // 2]}, "
+        f"step: {len(requests)} responses in groups of {args.group}, words per response median "
+        f"{n_words[len(n_words) // 2]}, "
         f"max {n_words[-1]}, total {sum(n_words):,}"
     )
 

@@ -169,3 +169,74 @@ def test_score_command_prints_a_table_and_writes_json(tmp_path: Path) -> None:
     responses.write_text(json.dumps({"index": 99, "response": "x"}) + "\n")
     result = CliRunner().invoke(app, ["score", str(data), str(responses), "--workers", "0"])
     assert result.exit_code == 2 and "past the dataset" in result.output
+
+
+def _counting_prepare(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    from golongrl.rewards import batch
+
+    batch._warm_up_math()  # its own parse would be counted on the first math sample of a process
+    seen: list[object] = []
+    real = batch.prepare
+
+    def counting(data_source, ground_truth, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(ground_truth)
+        return real(data_source, ground_truth, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "prepare", counting)
+    return seen
+
+
+def test_a_group_sharing_one_row_parses_it_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _counting_prepare(monkeypatch)
+    row = ROWS["exhaustive_retrieval"]
+    group = [{"solution_str": think(answer), **row} for answer in (CORRECT["exhaustive_retrieval"], "no", "[Answer]\nalpha")]
+    math = ROWS["numerical_reasoning"]
+    group += [{"solution_str": think(f"\\boxed{{{n}}}"), **math} for n in (42, 41)]
+    results = score_batch(group, workers=0)
+    assert seen == [row["ground_truth"], math["ground_truth"]]
+    assert results == [score_batch([item], workers=0)[0] for item in group]
+
+
+def test_the_row_cache_never_serves_a_different_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    seen = _counting_prepare(monkeypatch)
+    gt = {"golden_label": "B", "doc_ids": [], "summary": ""}
+    items = [
+        {"data_source": "selection", "solution_str": "(B)", "ground_truth": gt, "extra_info": {}},
+        # The same ground-truth object under other labels: another task, so another parse.
+        {"data_source": "EM", "solution_str": "B", "ground_truth": gt, "extra_info": {}},
+        {"data_source": "selection", "solution_str": "(B)", "ground_truth": gt,
+         "extra_info": {"candidates": np.array(["A", "B"])}},
+        {"data_source": "selection", "solution_str": "(B)", "ground_truth": gt,
+         "extra_info": {"candidates": np.array(["A", "B"])}},  # undecidable comparison: parsed again
+        # An equal but distinct gold: parsed on its own, and a changed one is never the stale one.
+        {"data_source": "selection", "solution_str": "(C)", "ground_truth": {**gt, "golden_label": "C"}, "extra_info": {}},
+    ]
+    results = score_batch(items, workers=0)
+    assert len(seen) == 5
+    assert [(r.task, r.score) for r in results] == [
+        ("comprehension", 1.0), ("precise_retrieval", 1.0), ("comprehension", 1.0), ("comprehension", 1.0),
+        ("comprehension", 1.0),
+    ]
+    # A row changed between calls is parsed afresh: the cache lives for one call.
+    gt["golden_label"] = "A"
+    assert score_batch(items[:1], workers=0)[0].score == 0.0
+    # A gold string is keyed by value: equal strings share one parse.
+    seen.clear()
+    strings = [{"data_source": "EM", "solution_str": "Paris", "ground_truth": "".join(["Par", "is"])} for _ in range(3)]
+    assert [r.score for r in score_batch(strings, workers=0)] == [1.0] * 3
+    assert len(seen) == 1
+
+
+def test_a_shared_bad_row_is_rejected_for_each_response(caplog: pytest.LogCaptureFixture) -> None:
+    bad = {"data_source": "EM", "ground_truth": {"doc_ids": []}, "extra_info": {}}
+    results = score_batch([{"solution_str": s, **bad} for s in ("a", "b", "c")], workers=0)
+    assert [(r.score, r.reason) for r in results] == [(0.0, "gold")] * 3
+
+
+def test_a_slow_sample_in_a_group_still_hits_its_cap() -> None:
+    math = ROWS["numerical_reasoning"]
+    items = [{"solution_str": think(answer), **math} for answer in ("\\boxed{42}", SLOW_SYMBOLIC, "\\boxed{6 \\cdot 7}")]
+    results = score_batch(items, workers=0, timeout_s=1.0)
+    assert [(r.score, r.reason) for r in results] == [(1.0, None), (0.0, "timeout"), (1.0, None)]

@@ -146,6 +146,8 @@ def _watch_preallocation(monkeypatch) -> list[bool]:
 
 def _watch_decode_attention(monkeypatch) -> list[int]:
     """The query length of every call the sampler makes to the single-query attention."""
+    from transformers import AttentionInterface
+
     from golongrl.inference import decoding
 
     lengths: list[int] = []
@@ -155,7 +157,8 @@ def _watch_decode_attention(monkeypatch) -> list[int]:
         lengths.append(query.shape[2])
         return real(module, query, *args, **kwargs)
 
-    monkeypatch.setattr(decoding, "single_query_attention", watched)
+    # Registered once at import: the registry, not the module attribute, is what the model calls.
+    monkeypatch.setitem(AttentionInterface._global_mapping, decoding.DECODE_ATTENTION, watched)
     return lengths
 
 
@@ -296,3 +299,71 @@ def test_the_attention_implementation_is_restored_after_an_error(tiny) -> None:
             assert model.config._attn_implementation == DECODE_ATTENTION
             raise RuntimeError("inside")
     assert model.config._attn_implementation == "sdpa"
+
+
+@pytest.mark.parametrize("first_out", ["first_in", "last_in"])
+def test_threads_sharing_a_model_nest_the_single_query_switch(first_out: str, monkeypatch) -> None:
+    import threading
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from golongrl.inference.decoding import DECODE_ATTENTION, single_query_decoding
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, attn_implementation="sdpa")
+    model = LlamaForCausalLM(config).eval()
+    prompt = torch.tensor([[3, 17, 9, 40, 5, 77]])
+
+    def decode_step() -> torch.Tensor:
+        """Last-position logits of a one-query step after a cached prefill."""
+        with torch.no_grad():
+            out = model(input_ids=prompt[:, :-1], use_cache=True)
+            return model(input_ids=prompt[:, -1:], past_key_values=out.past_key_values).logits[0, -1]
+
+    expected = decode_step()  # SDPA
+    one_query_calls = _watch_decode_attention(monkeypatch)
+    entered = {name: threading.Event() for name in ("a", "b")}
+    leave = {name: threading.Event() for name in ("a", "b")}
+    left = {name: threading.Event() for name in ("a", "b")}
+    outputs: dict[str, list[torch.Tensor]] = {"a": [], "b": []}
+    errors: list[BaseException] = []
+
+    def user(name: str) -> None:
+        try:
+            with single_query_decoding(model):
+                outputs[name].append(decode_step())
+                entered[name].set()
+                assert leave[name].wait(30)
+                outputs[name].append(decode_step())  # after the other one left, or before it did
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+        finally:
+            entered[name].set()
+            left[name].set()
+
+    def implementation() -> str:
+        return model.config._attn_implementation
+
+    threads = {name: threading.Thread(target=user, args=(name,)) for name in ("a", "b")}
+    threads["a"].start()
+    assert entered["a"].wait(30) and implementation() == DECODE_ATTENTION
+    threads["b"].start()
+    assert entered["b"].wait(30) and implementation() == DECODE_ATTENTION
+    order = ("a", "b") if first_out == "first_in" else ("b", "a")
+    leave[order[0]].set()
+    assert left[order[0]].wait(30)
+    assert implementation() == DECODE_ATTENTION, "the first to leave must not switch back under the other"
+    leave[order[1]].set()
+    assert left[order[1]].wait(30)
+    for thread in threads.values():
+        thread.join(30)
+    assert not errors, errors
+    assert implementation() == "sdpa"
+    assert 1 in one_query_calls, "the decode steps ran the single-query kernel"
+    scale = float(expected.abs().max())
+    for got in [*outputs["a"], *outputs["b"]]:
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5 * scale)
+    with single_query_decoding(model):  # and a later block switches again
+        assert implementation() == DECODE_ATTENTION
+    assert implementation() == "sdpa"

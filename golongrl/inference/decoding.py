@@ -14,11 +14,14 @@ mask first copies them once per query head): :func:`single_query_decoding` swaps
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
+from transformers import AttentionInterface
 from transformers.cache_utils import DynamicCache, DynamicLayer
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 
 class PreallocatedLayer(DynamicLayer):
@@ -188,6 +191,16 @@ def single_query_attention(module: torch.nn.Module, query: torch.Tensor, key: to
     return output.reshape(batch, 1, heads, value.shape[-1]), None
 
 
+# Registered once, here: the registries are process-global, and re-registering per block would
+# write them from every sampling thread.
+AttentionInterface.register(DECODE_ATTENTION, single_query_attention)
+AttentionMaskInterface.register(DECODE_ATTENTION, sdpa_mask)  # the very masks SDPA gets
+
+_switch_lock = threading.Lock()
+# id(config) -> [config, blocks inside]; holding the config keeps its id from being reused.
+_switched: dict[int, list[Any]] = {}
+
+
 @contextlib.contextmanager
 def single_query_decoding(model: Any) -> Iterator[None]:
     """Run ``model`` with :func:`single_query_attention` inside the block, restoring its attention
@@ -196,20 +209,39 @@ def single_query_decoding(model: Any) -> Iterator[None]:
     Switched only where it was measured to beat SDPA (``benchmarks/rollout.py``): a float32 model
     on the CPU whose attention is SDPA and whose config has no sub-configs (one implementation
     to swap and restore). Everything else runs unchanged.
-    """
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+    Thread-safe for a model shared across threads: the switch is the config's attribute, seen by
+    every thread, so it is counted per config under a lock; the first block in switches it, the
+    last one out restores SDPA, and a block entered while another holds the switch joins it (it
+    would otherwise read the switched implementation as "not SDPA" and, worse, an early leaver
+    would switch it back under a thread still decoding). A thread running the model outside any
+    block meanwhile gets the same numbers: :func:`single_query_attention` hands every call but a
+    one-query step to SDPA and matches it on those. The switch is not left on for good because
+    it is a property of the model that outlives the sampler: a training forward, a saved config
+    or a model later moved to a GPU must see the SDPA its owner chose.
+    """
     config = getattr(model, "config", None)
     parameter = next(model.parameters())
-    if (getattr(config, "_attn_implementation", None) != "sdpa" or getattr(config, "sub_configs", None)
-            or parameter.device.type != "cpu" or parameter.dtype != torch.float32):
+    entry: list[Any] | None = None
+    if (not getattr(config, "sub_configs", None) and parameter.device.type == "cpu"
+            and parameter.dtype == torch.float32):
+        with _switch_lock:
+            entry = _switched.get(id(config))
+            if entry is None and getattr(config, "_attn_implementation", None) == "sdpa":
+                entry = _switched[id(config)] = [config, 0]
+                config._attn_implementation_internal = DECODE_ATTENTION
+            if entry is not None:
+                entry[1] += 1
+    if entry is None:
         yield
         return
-    AttentionInterface.register(DECODE_ATTENTION, single_query_attention)
-    AttentionMaskInterface.register(DECODE_ATTENTION, sdpa_mask)  # the very masks SDPA gets
-    config._attn_implementation_internal = DECODE_ATTENTION
     try:
         yield
     finally:
-        config._attn_implementation_internal = "sdpa"
+        with _switch_lock:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _switched[id(config)]
+                # Unless someone chose another implementation meanwhile: theirs stays.
+                if getattr(config, "_attn_implementation_internal", None) == DECODE_ATTENTION:
+                    config._attn_implementation_internal = "sdpa"

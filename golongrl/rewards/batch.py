@@ -39,7 +39,9 @@ from golongrl.rewards import guard
 from golongrl.rewards.scoring import (
     MODES,
     REASON_ERROR,
+    REASON_FORMAT,
     REASON_GOLD,
+    REASON_PARSE,
     REASON_TIMEOUT,
     Prepared,
     ScoreOptions,
@@ -74,6 +76,7 @@ START_TO_SHARE_AFTER_S = 2.0
 CHUNK_MAX_ITEMS = 64
 CHUNK_MAX_CHARS = 1 << 20
 _MATH_TASK = "numerical_reasoning"
+_ESCALATE = guard.escalate_to_worker()  # holds no state of its own: one serves every sample
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,26 @@ class ScoreResult:
     score: float
     task: str
     reason: str | None = None
+
+
+# The results nearly every sample gets (full marks, or zero with a reason), built once:
+# ScoreResult is frozen, so one instance may stand in many lists.  Looked up by value (a -0.0
+# score finds the 0.0 one); any other score is built per sample.
+_COMMON_RESULTS: dict[tuple[str, str | None, float], ScoreResult] = {
+    (task, reason, score): ScoreResult(score, task, reason)
+    for task in TASK_TYPES
+    for score, reason in [
+        (1.0, None), (0.0, None), *((0.0, r) for r in (REASON_FORMAT, REASON_PARSE, REASON_TIMEOUT, REASON_ERROR))
+    ]
+}
+
+
+def _result(task: str, score: Any, reason: str | None) -> ScoreResult:
+    if type(score) is float or type(score) is int:  # hashable for sure: a scorer's own type may not be
+        common = _COMMON_RESULTS.get((task, reason, score))
+        if common is not None:
+            return common
+    return ScoreResult(float(score), task, reason)
 
 
 _math_warm = False
@@ -193,7 +216,7 @@ class _Row(NamedTuple):
 def _as_request(item: ScoreRequest | Mapping[str, Any], index: int) -> ScoreRequest | _Row:
     if isinstance(item, ScoreRequest):
         return item
-    if isinstance(item, Mapping):
+    if type(item) is dict or isinstance(item, Mapping):  # dict first: the ABC check costs more
         # A missing field is a defect of the row: it scores 0 with reason ``gold``.
         return _Row(item.get("data_source"), item.get("solution_str"), item.get("ground_truth"),
                     item.get("extra_info"), item.get("task"))
@@ -309,22 +332,69 @@ def score_batch(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     opts = make_options(**options)
-    requests = [_as_request(item, i) for i, item in enumerate(items)]
-    results: list[ScoreResult | None] = [None] * len(requests)
+    solutions, results, prepared = _prepare_all(items if isinstance(items, list) else list(items), mode)
+    if prepared:
+        n_workers = _cpu_count() if workers is None else max(0, workers)
+        run = _BatchRun(solutions, prepared, results, mode, opts, timeout_s, n_workers)
+        if progress:
+            with _progress(len(results)) as advance:
+                advance(len(results) - len(prepared))
+                run.score(advance)
+        else:
+            run.score(_no_progress)
+    return [r if r is not None else ScoreResult(0.0, "unknown", REASON_ERROR) for r in results]
+
+
+def _no_progress(n: int) -> None:
+    pass
+
+
+def _prepare_all(
+    items: list[ScoreRequest | Mapping[str, Any]], mode: str
+) -> tuple[list[Any], list[ScoreResult | None], dict[int, Prepared]]:
+    """Each item's response, its result where the row cannot be scored (else ``None``), and
+    the :class:`Prepared` of the others by index, in one pass.
+
+    A GRPO group's responses share their prompt's row (verl and the trainer pass the same
+    ground-truth object to each), so a row is parsed once per ground truth (an object by
+    identity, a string by value) and labels: the parse costs as much as scoring a short
+    answer.  The cache lives for this call only, while every ground truth it keys on is held
+    by ``items`` (no id is reused) and no row changes; the next call parses afresh.
+    """
+    solutions: list[Any] = []
+    results: list[ScoreResult | None] = [None] * len(items)
     prepared: dict[int, Prepared] = {}
-    several = len(requests) > 1
-    for i, req in enumerate(requests):
-        outcome = _prepare_or_reject(req, mode, i if several else None)
-        if isinstance(outcome, ScoreResult):
+    several = len(items) > 1
+    parsed: dict[Any, tuple[ScoreRequest | _Row, Prepared | ScoreResult]] = {}
+    for i, item in enumerate(items):
+        req = _as_request(item, i)
+        solutions.append(req.solution_str)
+        gt = req.ground_truth
+        key = gt if type(gt) is str else id(gt)
+        hit = parsed.get(key)
+        if hit is not None and _same_labels(hit[0], req):
+            outcome = hit[1]
+        else:
+            outcome = _prepare_or_reject(req, mode, i if several else None)
+            parsed[key] = (req, outcome)
+        if type(outcome) is ScoreResult:
             results[i] = outcome
         else:
-            prepared[i] = outcome
-    n_workers = _cpu_count() if workers is None else max(0, workers)
-    run = _BatchRun(requests, prepared, results, mode, opts, timeout_s, n_workers)
-    with _progress(progress, len(requests)) as advance:
-        advance(len(requests) - len(prepared))
-        run.score(advance)
-    return [r if r is not None else ScoreResult(0.0, "unknown", REASON_ERROR) for r in results]
+            prepared[i] = outcome  # type: ignore[assignment]
+    return solutions, results, prepared
+
+
+def _same_labels(a: ScoreRequest | _Row, b: ScoreRequest | _Row) -> bool:
+    """Whether ``b``'s row parses as ``a``'s, given the same ground truth: the other fields
+    ``prepare`` reads are equal (a comparison that cannot decide, as on numpy arrays, says no)."""
+    try:
+        return bool(
+            a.data_source == b.data_source
+            and a.task == b.task
+            and (a.extra_info is b.extra_info or a.extra_info == b.extra_info)
+        )
+    except Exception:  # noqa: BLE001 - any odd label type: parse it again
+        return False
 
 
 class _BatchRun:
@@ -338,7 +408,7 @@ class _BatchRun:
 
     def __init__(
         self,
-        requests: list[ScoreRequest | _Row],
+        solutions: list[Any],
         prepared: dict[int, Prepared],
         results: list[ScoreResult | None],
         mode: str,
@@ -346,29 +416,33 @@ class _BatchRun:
         timeout_s: float,
         n_workers: int,
     ) -> None:
-        self.solutions = [r.solution_str for r in requests]
+        self.solutions = solutions
         self.prepared, self.results = prepared, results
         self.mode, self.opts, self.timeout_s, self.n_workers = mode, opts, timeout_s, n_workers
-        self.costs = {i: _predicted_cost_s(p, self.solutions[i]) for i, p in prepared.items()}
         self.guarded: collections.deque[int] = collections.deque()
         self.alone: collections.deque[int] = collections.deque()  # retried one per call
         self.in_process = n_workers <= 0  # also set when no worker can start here
-        # Math is scored in this thread: under the SIGALRM timer where there is one (the main
-        # thread), moved to a worker the moment it needs sympy where none can cap it
-        # (math_verify_score decides, raising guard.NeedsWorker).
-        has_math = any(p.task == _MATH_TASK for p in prepared.values())
-        self.timed = has_math and guard.alarm_available()
+        self.costs = costs = {}
         cheap: list[int] = []
-        for i in prepared:
-            if self.costs[i] > IN_PROCESS_FRACTION * timeout_s and not self.in_process:
+        has_math = False
+        guard_above = float("inf") if self.in_process else IN_PROCESS_FRACTION * timeout_s
+        for i, p in prepared.items():  # one pass: a verl micro-batch pays this per call
+            has_math = has_math or p.task == _MATH_TASK
+            costs[i] = cost = _predicted_cost_s(p, solutions[i])
+            if cost > guard_above:
                 self.guarded.append(i)
             else:
                 cheap.append(i)
+        # Math is scored in this thread: under the SIGALRM timer where there is one (the main
+        # thread), moved to a worker the moment it needs sympy where none can cap it
+        # (math_verify_score decides, raising guard.NeedsWorker).
+        self.timed = has_math and guard.alarm_available()
         if self.timed:
             _warm_up_math()
         # Off the main thread math goes first, so what needs a worker is collected at once.
         math_first = not self.timed and not self.in_process
-        cheap.sort(key=self.costs.__getitem__)
+        if len(cheap) > 1:
+            cheap.sort(key=costs.__getitem__)
         if math_first:
             cheap.sort(key=lambda i: prepared[i].task != _MATH_TASK)  # stable: costs order kept
         self.cheap = collections.deque(cheap)
@@ -376,7 +450,7 @@ class _BatchRun:
         self.starting: dict[guard.Worker, float] = {}  # worker -> when we took it
 
     def _set(self, i: int, score: float, reason: str | None) -> None:
-        self.results[i] = ScoreResult(float(score), self.prepared[i].task, reason)
+        self.results[i] = _result(self.prepared[i].task, score, reason)
 
     def _score_here(self, chunk: list[int]) -> None:
         done = 0
@@ -385,27 +459,33 @@ class _BatchRun:
             if p.task != _MATH_TASK:
                 self._set(i, *score_prepared(p, solution, self.mode, self.opts))
             else:
-                try:
-                    self._set(i, *self._score_math(p, solution))
-                except guard.NeedsWorker:
-                    self.guarded.append(i)
-                    continue
+                self._score_math_here(i)
+                continue
             done += 1
         self.advance(done)
 
-    def _score_math(self, p: Prepared, solution: Any) -> tuple[float, str | None]:
-        def call() -> tuple[float, str | None]:
-            if self.in_process:  # no worker: the pre-screen (and the timer, if any) caps it
-                return score_prepared(p, solution, self.mode, self.opts)
-            with guard.escalate_to_worker():
-                return score_prepared(p, solution, self.mode, self.opts)
+    def _score_math_here(self, i: int) -> None:
+        try:
+            score, reason = self._score_math(self.prepared[i], self.solutions[i])
+        except guard.NeedsWorker:
+            self.guarded.append(i)
+            return
+        self.results[i] = _result(_MATH_TASK, score, reason)
+        self.advance(1)
 
+    def _score_math(self, p: Prepared, solution: Any) -> tuple[float, str | None]:
         if not self.timed:
-            return call()
+            return self._math_call(p, solution)
         try:  # lazy: the timer is armed only once sympy runs (math_verify_score's limits)
-            return guard.call_with_alarm(self.timeout_s, call, lazy=True)
+            return guard.call_with_alarm(self.timeout_s, self._math_call, p, solution, lazy=True)
         except guard.DeadlineExceeded:
             return 0.0, REASON_TIMEOUT
+
+    def _math_call(self, p: Prepared, solution: Any) -> tuple[float, str | None]:
+        if self.in_process:  # no worker: the pre-screen (and the timer, if any) caps it
+            return score_prepared(p, solution, self.mode, self.opts)
+        with _ESCALATE:
+            return score_prepared(p, solution, self.mode, self.opts)
 
     def score(self, advance: Any) -> None:
         self.advance = advance
@@ -415,18 +495,19 @@ class _BatchRun:
         try:
             if not self.timed:  # collect the math that needs a worker, to send it in chunks
                 while self.cheap and self.prepared[self.cheap[0]].task == _MATH_TASK:
-                    self._score_here([self.cheap.popleft()])
-            self._hire()
+                    self._score_math_here(self.cheap.popleft())
+            if self.guarded:  # else no worker is wanted before share_at
+                self._hire()
             cheap, prepared, solutions, results = self.cheap, self.prepared, self.solutions, self.results
             mode, opts = self.mode, self.opts
             while cheap:
                 i = cheap.popleft()
                 p = prepared[i]
                 if p.task == _MATH_TASK:
-                    self._score_here([i])
+                    self._score_math_here(i)
                 else:  # the common case, inlined: a few microseconds per sample matter here
                     score, reason = score_prepared(p, solutions[i], mode, opts)
-                    results[i] = ScoreResult(float(score), p.task, reason)
+                    results[i] = _result(p.task, score, reason)
                     advance(1)
                 if self.busy or self.starting or self.guarded or self.alone or time.monotonic() >= self.share_at:
                     self._service(wait=False)
@@ -587,15 +668,13 @@ class _BatchRun:
 
 
 class _progress:
-    """A rich progress bar when asked for, else a no-op ``advance``."""
+    """A rich progress bar; ``__enter__`` returns its ``advance``."""
 
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.total = enabled, total
+    def __init__(self, total: int) -> None:
+        self.total = total
         self._bar: Any = None
 
     def __enter__(self):  # type: ignore[no-untyped-def]
-        if not self.enabled:
-            return lambda n: None
         from rich.progress import Progress
 
         self._bar = Progress(transient=True)

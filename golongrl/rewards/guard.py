@@ -435,8 +435,8 @@ def _release(entry: _Deadline) -> None:
         signal.signal(signal.SIGALRM, _caller_handler)
 
 
-def call_with_alarm(seconds: float, func: Callable[[], T], *, lazy: bool = False) -> T:
-    """``func()``, interrupted by SIGALRM once ``seconds`` have passed.
+def call_with_alarm(seconds: float, func: Callable[..., T], *args: Any, lazy: bool = False) -> T:
+    """``func(*args)``, interrupted by SIGALRM once ``seconds`` have passed.
 
     Only where :func:`alarm_available`.  Calls nest: the earliest deadline is armed, and one
     that passes interrupts every call inside it and reaches its own caller.  A ``lazy``
@@ -460,7 +460,7 @@ def call_with_alarm(seconds: float, func: Callable[[], T], *, lazy: bool = False
             _deadlines.append(entry)
             if not lazy:
                 _arm()
-            return func()
+            return func(*args)
         finally:
             entry.done = True  # from here on the handler never raises for this call
             _release(entry)
