@@ -258,12 +258,7 @@ def signal_section(calibration: Mapping[str, Any] | None, history: Sequence[dict
     and how many held-out prompts the base policy scored exactly 0.
     """
     per_task = dict((calibration or {}).get("per_task", {}))
-    used: dict[str, float] = {}
-    for row in history:
-        for key, value in row.items():
-            if key.startswith(_TASK_PREFIX) and key.endswith("/num_queries") and value is not None:
-                task = key[len(_TASK_PREFIX):-len("/num_queries")]
-                used[task] = used.get(task, 0.0) + float(value)
+    used = {task: sum(values) for task, (_, values) in task_series(history, "num_queries").items()}
     zeros: dict[str, list[int]] = {}
     for row in before_rows:
         bucket = zeros.setdefault(str(row["task"]), [0, 0])
