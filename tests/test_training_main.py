@@ -161,6 +161,47 @@ def test_difficulty_filter_keeps_prompts_the_policy_solves_sometimes(tmp_path: P
     assert calibrate_training_rows(model, tok, cfg, tmp_path / "cal", log=lambda _: None) == files
 
 
+def test_difficulty_filter_probe_samples_only_tasks_with_signal(tmp_path: Path, monkeypatch) -> None:
+    """With ``calibration_probe`` the first prompt of each task is sampled first; a task the
+    base policy never solves there (or always solves) is not sampled further."""
+    import itertools
+
+    import golongrl.training.main_job as main_job
+    import golongrl.training.trainer as trainer
+    from golongrl.inference.models import load_causal_lm, load_tokenizer
+    from golongrl.rewards import ScoreResult
+    from golongrl.tasks import resolve_task
+    from training_fixtures import tiny_config
+
+    alternate = itertools.cycle((0.0, 1.0))
+    fixed = {"precise_retrieval": 0.0, "numerical_reasoning": 1.0}
+    sampled: list[str] = []
+
+    def by_task(items: list, **_: object) -> list:
+        out = []
+        for it in items:
+            task = resolve_task(it.data_source, it.extra_info)
+            sampled.append(task)
+            out.append(ScoreResult(fixed[task] if task in fixed else next(alternate), task, None))
+        return out
+
+    monkeypatch.setattr(trainer, "score_batch", by_task)
+    cfg = tiny_config(write_dataset(tmp_path / "train.jsonl", per_task=3),
+                      data={"calibration_samples": 3, "calibration_probe": 1})
+    tok, model = load_tokenizer("tiny:0"), load_causal_lm("tiny:0")
+    main_job.calibrate_training_rows(model, tok, cfg, tmp_path / "cal", log=lambda _: None)
+    summary = json.loads((tmp_path / "cal" / "calibration.json").read_text())
+    per_task = summary["per_task"]
+    assert per_task["comprehension"] == {"prompts": 3, "never": 0, "always": 0, "kept": 3, "skipped": 0}
+    assert per_task["precise_retrieval"] == {"prompts": 3, "never": 1, "always": 0, "kept": 0, "skipped": 2}
+    assert per_task["numerical_reasoning"] == {"prompts": 3, "never": 0, "always": 1, "kept": 0, "skipped": 2}
+    assert summary["sampled"] == 5 and summary["probe"] == 1
+    # 3 samples each: one probe prompt per task, then the two other comprehension prompts only.
+    assert sorted(sampled) == sorted(["comprehension"] * 9 + ["precise_retrieval"] * 3 + ["numerical_reasoning"] * 3)
+    kept = [json.loads(line) for line in (tmp_path / "cal" / "calibrated-train.jsonl").read_text().splitlines()]
+    assert len(kept) == 3
+
+
 def test_heldout_curve_subset_and_schedule(tmp_path: Path, monkeypatch) -> None:
     import torch
 
@@ -253,3 +294,9 @@ def test_signal_section_shows_why_a_task_could_not_move() -> None:
     assert "| comprehension | 4 | 1 | 3 | 0 | 5 | 2/4 |" in table
     assert "| precise_retrieval | 4 | 4 | 0 | 0 | 0 | 3/3 | flat |" in table
     assert signal_section(None, [], [], analyse([], [])) == []
+    # A probe that skipped prompts adds a column with their count.
+    calibration["per_task"]["precise_retrieval"] = {"prompts": 4, "never": 1, "always": 0, "kept": 0, "skipped": 3}
+    calibration["per_task"]["comprehension"]["skipped"] = 0
+    table = "\n".join(signal_section(calibration, history, before, analyse(before, after)))
+    assert "not sampled (probe kept none)" in table
+    assert "| precise_retrieval | 4 | 1 | 0 | 0 | 3 | 0 | 3/3 | flat |" in table

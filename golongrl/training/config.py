@@ -112,6 +112,11 @@ class DataConfig(_Section):
     """The main job's difficulty filter (GoLongRL's): sample this many responses per training
     prompt with the base policy and train only on prompts whose mean reward lies strictly
     between 0 and 1, so most groups carry signal whatever the rewards or data look like. 0: off."""
+    calibration_probe: int = Field(0, ge=0)
+    """Spend the filter's samples where signal is: calibrate this many prompts of each task type
+    first, then the rest only of the task types where at least one probe prompt was kept. A task
+    the base policy solves in none of its probe prompts (or in all) is skipped, not sampled
+    further: its prompts would almost all be dropped. 0: calibrate every prompt."""
 
 
 # --------------------------------------------------------------------------------------------

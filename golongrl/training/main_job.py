@@ -47,7 +47,9 @@ def calibrate_training_rows(model: Any, tokenizer: Any, cfg: TrainConfig, out_di
     Samples ``data.calibration_samples`` responses per training prompt with the rollout
     sampler, scores them with the training reward, and writes the rows whose mean reward is
     strictly between 0 and 1 to ``calibrated-train.jsonl`` (reused on rerun) with per-task
-    counts in ``calibration.json``. Returns the files to train on (the originals if none passes).
+    counts in ``calibration.json``. With ``data.calibration_probe`` the first prompts of each
+    task are sampled first and the rest only for the tasks where one of them was kept (the
+    others count as ``skipped``). Returns the files to train on (the originals if none passes).
     """
     from golongrl.data.io import write_records
 
@@ -56,24 +58,47 @@ def calibrate_training_rows(model: Any, tokenizer: Any, cfg: TrainConfig, out_di
         return [str(target)] if json.loads(summary.read_text())["kept"] else list(cfg.data.train_files)
     out_dir.mkdir(parents=True, exist_ok=True)
     prompts, _ = load_prompts(cfg.data.train_files, tokenizer, cfg)
-    rollout = cfg.rollout.model_copy(update={"n": cfg.data.calibration_samples})
-    ro = generate_rollouts(model, tokenizer, prompts, rollout, micro_batch=cfg.batch.generation_micro_batch)
-    score_rollouts(ro, cfg)
-    k = cfg.data.calibration_samples
+    k, probe = cfg.data.calibration_samples, cfg.data.calibration_probe
+    rollout = cfg.rollout.model_copy(update={"n": k})
+    verdicts: dict[int, str] = {}
+
+    def sample(indices: list[int]) -> None:
+        if not indices:
+            return
+        ro = generate_rollouts(model, tokenizer, [prompts[i] for i in indices], rollout,
+                               micro_batch=cfg.batch.generation_micro_batch)
+        score_rollouts(ro, cfg)
+        for g, i in enumerate(indices):
+            mean = sum(ro.scores[g * k:(g + 1) * k]) / k
+            verdicts[i] = "never" if mean <= 0 else "always" if mean >= 1 else "kept"
+
+    if probe:
+        first: list[int] = []
+        probed: dict[str, int] = {}
+        for i, prompt in enumerate(prompts):
+            if probed.get(prompt.task, 0) < probe:
+                first.append(i)
+                probed[prompt.task] = probed.get(prompt.task, 0) + 1
+        sample(first)
+        live = {prompts[i].task for i in first if verdicts[i] == "kept"}
+        sample([i for i, prompt in enumerate(prompts) if i not in verdicts and prompt.task in live])
+    else:
+        sample(list(range(len(prompts))))
     per_task: dict[str, dict[str, int]] = {}
     kept_rows = []
-    for g, prompt in enumerate(prompts):
-        mean = sum(ro.scores[g * k:(g + 1) * k]) / k
-        bucket = per_task.setdefault(prompt.task, {"prompts": 0, "never": 0, "always": 0, "kept": 0})
+    for i, prompt in enumerate(prompts):
+        bucket = per_task.setdefault(prompt.task, {"prompts": 0, "never": 0, "always": 0, "kept": 0, "skipped": 0})
         bucket["prompts"] += 1
-        key = "never" if mean <= 0 else "always" if mean >= 1 else "kept"
-        bucket[key] += 1
-        if key == "kept":
+        bucket[verdicts.get(i, "skipped")] += 1
+        if verdicts.get(i) == "kept":
             kept_rows.append(prompt.record)
     write_records(target, kept_rows)
     with atomic_output(summary, "w") as handle:
-        json.dump({"samples": k, "kept": len(kept_rows), "prompts": len(prompts), "per_task": per_task}, handle, indent=2)
-    log(f"      calibration kept {len(kept_rows)} of {len(prompts)} training prompts (0 < pass rate < 1 over {k})")
+        json.dump({"samples": k, "probe": probe, "kept": len(kept_rows), "prompts": len(prompts),
+                   "sampled": len(verdicts), "per_task": per_task}, handle, indent=2)
+    skipped = len(prompts) - len(verdicts)
+    log(f"      calibration kept {len(kept_rows)} of {len(prompts)} training prompts (0 < pass rate < 1 over {k})"
+        + (f"; {skipped} skipped: their task kept none of its first {probe}" if skipped else ""))
     return [str(target)] if kept_rows else list(cfg.data.train_files)
 
 
@@ -280,8 +305,11 @@ def run_main_job(cfg: TrainConfig, run_dir: str | Path, *, log: Callable[[str], 
         cal = json.loads(calibration.read_text())
         header.append(f"Difficulty filter: {cal['kept']} of {cal['prompts']} training prompts kept (base-policy mean "
                       f"reward strictly between 0 and 1 over {cal['samples']} samples); per task: "
-                      + ", ".join(f"{t} {v['kept']}/{v['prompts']} (never {v['never']}, always {v['always']})"
-                                  for t, v in sorted(cal["per_task"].items())) + ".")
+                      + ", ".join(f"{t} {v['kept']}/{v['prompts']} (never {v['never']}, always {v['always']}"
+                                  + (f", skipped {v['skipped']}" if v.get("skipped") else "") + ")"
+                                  for t, v in sorted(cal["per_task"].items())) + "."
+                      + (f" Probe: the first {cal['probe']} prompts of each task were sampled first, the rest only "
+                         "where one of them was kept." if cal.get("probe") else ""))
     return write_report(run, cfg_dict=cfg.to_dict(), before=before, after=after, paired=paired, history=history,
                         timings=timings, plots=plots, header=header, curve=points,
                         curve_prompts=len(curve.rows) if curve is not None else 0,

@@ -268,6 +268,7 @@ def signal_section(calibration: Mapping[str, Any] | None, history: Sequence[dict
     if not tasks:
         return []
     samples = (calibration or {}).get("samples")
+    probed = any(v.get("skipped") for v in per_task.values())
     lines = ["## Where the learning signal was", "",
              "A group whose rollouts all earn the same reward has zero advantage and adds nothing to the update, "
              "so a task the base policy never solves cannot move, whatever the learning rate. Per task: the "
@@ -275,11 +276,14 @@ def signal_section(calibration: Mapping[str, Any] | None, history: Sequence[dict
                 "in some (kept) and in all; " if samples else "")
              + "the prompt groups with unequal rewards that reached the updates (summed over steps); the held-out "
                "prompts the base policy scored 0; the paired verdict.", "",
-             "| task | training prompts | never solved | kept | always solved | groups with signal in updates | "
-             "held-out at 0 before | verdict |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+             "| task | training prompts | never solved | kept | always solved | "
+             + ("not sampled (probe kept none) | " if probed else "")
+             + "groups with signal in updates | held-out at 0 before | verdict |",
+             "|---|---:|---:|---:|---:|" + ("---:|" if probed else "") + "---:|---:|---|"]
+    columns = ("prompts", "never", "kept", "always") + (("skipped",) if probed else ())
     for task in tasks:
         cal = per_task.get(task, {})
-        cells = [str(cal.get(k, "–")) for k in ("prompts", "never", "kept", "always")]
+        cells = [str(cal.get(k, "–")) for k in columns]
         zero = zeros.get(task)
         st = paired.per_task.get(task)
         lines.append(f"| {task} | " + " | ".join(cells) + f" | {int(used.get(task, 0))} | "
