@@ -146,7 +146,8 @@ def test_difficulty_filter_keeps_prompts_the_policy_solves_sometimes(tmp_path: P
     from training_fixtures import tiny_config, use_fake_reward
 
     use_fake_reward(monkeypatch)  # graded scores in {0, .25, ..., 1} from the response text
-    cfg = tiny_config(write_dataset(tmp_path / "train.jsonl", per_task=3), data={"calibration_samples": 3})
+    cfg = tiny_config(write_dataset(tmp_path / "train.jsonl", per_task=3),
+                      data={"calibration_samples": 3, "calibration_min_z": 0})
     tok, model = load_tokenizer("tiny:0"), load_causal_lm("tiny:0")
     torch.manual_seed(0)
     files = calibrate_training_rows(model, tok, cfg, tmp_path / "cal", log=lambda _: None)
@@ -187,7 +188,7 @@ def test_difficulty_filter_probe_samples_only_tasks_with_signal(tmp_path: Path, 
 
     monkeypatch.setattr(trainer, "score_batch", by_task)
     cfg = tiny_config(write_dataset(tmp_path / "train.jsonl", per_task=3),
-                      data={"calibration_samples": 3, "calibration_probe": 1})
+                      data={"calibration_samples": 3, "calibration_probe": 1, "calibration_min_z": 0})
     tok, model = load_tokenizer("tiny:0"), load_causal_lm("tiny:0")
     main_job.calibrate_training_rows(model, tok, cfg, tmp_path / "cal", log=lambda _: None)
     summary = json.loads((tmp_path / "cal" / "calibration.json").read_text())
@@ -200,6 +201,48 @@ def test_difficulty_filter_probe_samples_only_tasks_with_signal(tmp_path: Path, 
     assert sorted(sampled) == sorted(["comprehension"] * 9 + ["precise_retrieval"] * 3 + ["numerical_reasoning"] * 3)
     kept = [json.loads(line) for line in (tmp_path / "cal" / "calibrated-train.jsonl").read_text().splitlines()]
     assert len(kept) == 3
+
+
+def test_difficulty_filter_drops_a_task_the_policy_only_guesses(tmp_path: Path, monkeypatch) -> None:
+    """Multiple choice answered at chance (a quarter of the samples right) is solved "sometimes"
+    on most prompts; the filter drops the task instead of training on guesses. A task with no
+    chance level (precise retrieval, 0 when blind) keeps its sometimes-solved prompts."""
+    import itertools
+
+    import golongrl.training.main_job as main_job
+    import golongrl.training.trainer as trainer
+    from golongrl.inference.models import load_causal_lm, load_tokenizer
+    from golongrl.rewards import ScoreResult
+    from golongrl.tasks import resolve_task
+    from golongrl.training.paired import analyse
+    from golongrl.training.report import signal_section
+    from training_fixtures import tiny_config
+
+    streams = {"comprehension": itertools.cycle((1.0, 0.0, 0.0, 0.0)),  # 1 in 4: chance
+               "precise_retrieval": itertools.cycle((1.0, 0.0, 0.0, 0.0)),
+               "numerical_reasoning": itertools.cycle((1.0, 1.0, 1.0, 0.0))}
+
+    def by_task(items: list, **_: object) -> list:
+        tasks = [resolve_task(it.data_source, it.extra_info) for it in items]
+        return [ScoreResult(next(streams[t]), t, None) for t in tasks]
+
+    monkeypatch.setattr(trainer, "score_batch", by_task)
+    cfg = tiny_config(write_dataset(tmp_path / "train.jsonl", per_task=4), data={"calibration_samples": 4})
+    tok, model = load_tokenizer("tiny:0"), load_causal_lm("tiny:0")
+    main_job.calibrate_training_rows(model, tok, cfg, tmp_path / "cal", log=lambda _: None)
+    per_task = json.loads((tmp_path / "cal" / "calibration.json").read_text())["per_task"]
+    comprehension = per_task["comprehension"]
+    assert comprehension["kept"] == 0 and comprehension["at_chance"] == 4
+    assert comprehension["mean_reward"] == 0.25 and comprehension["chance"] == 0.25
+    assert per_task["precise_retrieval"]["kept"] == 4 and "at_chance" not in per_task["precise_retrieval"]
+    assert per_task["numerical_reasoning"]["kept"] == 4
+    kept = [json.loads(line) for line in (tmp_path / "cal" / "calibrated-train.jsonl").read_text().splitlines()]
+    assert {resolve_task(r["data_source"], r["extra_info"]) for r in kept} == {"precise_retrieval", "numerical_reasoning"}
+    # The report's signal table shows the drop and says why.
+    calibration = json.loads((tmp_path / "cal" / "calibration.json").read_text())
+    text = "\n".join(signal_section(calibration, [], [], analyse([], [])))
+    assert "| comprehension | 4 | 0 | 0 | 0 | 4 | 0 | – | n/a |" in text
+    assert "comprehension: the base policy's calibration samples earned 0.25 on average where blind guessing earns 0.25" in text
 
 
 def test_heldout_curve_subset_and_schedule(tmp_path: Path, monkeypatch) -> None:

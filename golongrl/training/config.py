@@ -117,6 +117,12 @@ class DataConfig(_Section):
     first, then the rest only of the task types where at least one probe prompt was kept. A task
     the base policy solves in none of its probe prompts (or in all) is skipped, not sampled
     further: its prompts would almost all be dropped. 0: calibrate every prompt."""
+    calibration_min_z: float = Field(2.0, ge=0)
+    """Train on no prompt of a task type whose base-policy samples do not beat blind guessing:
+    where the task has a chance level above 0 (multiple choice: 0.25), its mean calibration
+    reward must exceed chance by this many binomial standard errors. A guessing policy solves
+    most such prompts "sometimes", and their advantages only sharpen its favourite letter.
+    0: off."""
 
 
 # --------------------------------------------------------------------------------------------

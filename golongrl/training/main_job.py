@@ -22,6 +22,7 @@ checkpoint; curve points already in ``metrics.jsonl`` are kept.
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -30,6 +31,7 @@ from golongrl.data.io import atomic_output
 from golongrl.data.schema import DataError
 from golongrl.evaluation.policy import prompt_id
 from golongrl.inference.base import SamplingParams
+from golongrl.tasks import get_task
 from golongrl.training.checkpoint import capture_rng, restore_rng
 from golongrl.training.config import TrainConfig
 from golongrl.training.evaluate import EvalResult, evaluate_policy, select_rows
@@ -61,6 +63,7 @@ def calibrate_training_rows(model: Any, tokenizer: Any, cfg: TrainConfig, out_di
     k, probe = cfg.data.calibration_samples, cfg.data.calibration_probe
     rollout = cfg.rollout.model_copy(update={"n": k})
     verdicts: dict[int, str] = {}
+    samples: dict[int, list[float]] = {}
 
     def sample(indices: list[int]) -> None:
         if not indices:
@@ -69,8 +72,19 @@ def calibrate_training_rows(model: Any, tokenizer: Any, cfg: TrainConfig, out_di
                                micro_batch=cfg.batch.generation_micro_batch)
         score_rollouts(ro, cfg)
         for g, i in enumerate(indices):
-            mean = sum(ro.scores[g * k:(g + 1) * k]) / k
+            samples[i] = list(ro.scores[g * k:(g + 1) * k])
+            mean = sum(samples[i]) / k
             verdicts[i] = "never" if mean <= 0 else "always" if mean >= 1 else "kept"
+
+    def at_chance(task: str) -> tuple[float, float] | None:
+        """(mean reward, chance) where the task's samples so far do not beat guessing."""
+        chance = get_task(task).chance
+        pooled = [x for i, xs in samples.items() if prompts[i].task == task for x in xs]
+        if not cfg.data.calibration_min_z or chance <= 0 or not pooled:
+            return None
+        mean = sum(pooled) / len(pooled)
+        margin = cfg.data.calibration_min_z * math.sqrt(chance * (1 - chance) / len(pooled))
+        return (mean, chance) if mean <= chance + margin else None
 
     if probe:
         first: list[int] = []
@@ -80,25 +94,33 @@ def calibrate_training_rows(model: Any, tokenizer: Any, cfg: TrainConfig, out_di
                 first.append(i)
                 probed[prompt.task] = probed.get(prompt.task, 0) + 1
         sample(first)
-        live = {prompts[i].task for i in first if verdicts[i] == "kept"}
+        live = {prompts[i].task for i in first if verdicts[i] == "kept" and at_chance(prompts[i].task) is None}
         sample([i for i, prompt in enumerate(prompts) if i not in verdicts and prompt.task in live])
     else:
         sample(list(range(len(prompts))))
-    per_task: dict[str, dict[str, int]] = {}
+    guessing = {task: hit for task in {p.task for p in prompts} if (hit := at_chance(task)) is not None}
+    per_task: dict[str, dict[str, Any]] = {}
     kept_rows = []
     for i, prompt in enumerate(prompts):
         bucket = per_task.setdefault(prompt.task, {"prompts": 0, "never": 0, "always": 0, "kept": 0, "skipped": 0})
         bucket["prompts"] += 1
-        bucket[verdicts.get(i, "skipped")] += 1
-        if verdicts.get(i) == "kept":
+        verdict = verdicts.get(i, "skipped")
+        if verdict == "kept" and prompt.task in guessing:
+            verdict = "at_chance"
+            bucket.setdefault("at_chance", 0)
+        bucket[verdict] += 1
+        if verdict == "kept":
             kept_rows.append(prompt.record)
+    for task, (mean, chance) in guessing.items():
+        per_task[task].update(mean_reward=round(mean, 4), chance=chance)
     write_records(target, kept_rows)
     with atomic_output(summary, "w") as handle:
         json.dump({"samples": k, "probe": probe, "kept": len(kept_rows), "prompts": len(prompts),
                    "sampled": len(verdicts), "per_task": per_task}, handle, indent=2)
     skipped = len(prompts) - len(verdicts)
     log(f"      calibration kept {len(kept_rows)} of {len(prompts)} training prompts (0 < pass rate < 1 over {k})"
-        + (f"; {skipped} skipped: their task kept none of its first {probe}" if skipped else ""))
+        + (f"; {skipped} skipped: their task kept none of its first {probe}" if skipped else "")
+        + "".join(f"; {t} dropped: mean {m:.2f} does not beat guessing ({c:.2f})" for t, (m, c) in guessing.items()))
     return [str(target)] if kept_rows else list(cfg.data.train_files)
 
 
@@ -306,7 +328,9 @@ def run_main_job(cfg: TrainConfig, run_dir: str | Path, *, log: Callable[[str], 
         header.append(f"Difficulty filter: {cal['kept']} of {cal['prompts']} training prompts kept (base-policy mean "
                       f"reward strictly between 0 and 1 over {cal['samples']} samples); per task: "
                       + ", ".join(f"{t} {v['kept']}/{v['prompts']} (never {v['never']}, always {v['always']}"
-                                  + (f", skipped {v['skipped']}" if v.get("skipped") else "") + ")"
+                                  + (f", skipped {v['skipped']}" if v.get("skipped") else "")
+                                  + (f", {v['at_chance']} dropped at chance: mean {v['mean_reward']:.2f}, guessing "
+                                     f"earns {v['chance']:.2f}" if "at_chance" in v else "") + ")"
                                   for t, v in sorted(cal["per_task"].items())) + "."
                       + (f" Probe: the first {cal['probe']} prompts of each task were sampled first, the rest only "
                          "where one of them was kept." if cal.get("probe") else ""))

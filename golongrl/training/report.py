@@ -268,7 +268,10 @@ def signal_section(calibration: Mapping[str, Any] | None, history: Sequence[dict
     if not tasks:
         return []
     samples = (calibration or {}).get("samples")
-    probed = any(v.get("skipped") for v in per_task.values())
+    # Columns only where the filter used them: the probe's skipped prompts, a task dropped at chance.
+    extra = [(key, title) for key, title in (("skipped", "not sampled (probe kept none)"),
+                                             ("at_chance", "solved sometimes, at chance (dropped)"))
+             if any(v.get(key) for v in per_task.values())]
     lines = ["## Where the learning signal was", "",
              "A group whose rollouts all earn the same reward has zero advantage and adds nothing to the update, "
              "so a task the base policy never solves cannot move, whatever the learning rate. Per task: the "
@@ -277,18 +280,25 @@ def signal_section(calibration: Mapping[str, Any] | None, history: Sequence[dict
              + "the prompt groups with unequal rewards that reached the updates (summed over steps); the held-out "
                "prompts the base policy scored 0; the paired verdict.", "",
              "| task | training prompts | never solved | kept | always solved | "
-             + ("not sampled (probe kept none) | " if probed else "")
+             + "".join(f"{title} | " for _, title in extra)
              + "groups with signal in updates | held-out at 0 before | verdict |",
-             "|---|---:|---:|---:|---:|" + ("---:|" if probed else "") + "---:|---:|---|"]
-    columns = ("prompts", "never", "kept", "always") + (("skipped",) if probed else ())
+             "|---|---:|---:|---:|---:|" + "---:|" * len(extra) + "---:|---:|---|"]
+    columns = ("prompts", "never", "kept", "always") + tuple(key for key, _ in extra)
     for task in tasks:
         cal = per_task.get(task, {})
-        cells = [str(cal.get(k, "–")) for k in columns]
+        cells = [str(cal.get(k, 0 if cal and k in ("skipped", "at_chance") else "–")) for k in columns]
         zero = zeros.get(task)
         st = paired.per_task.get(task)
         lines.append(f"| {task} | " + " | ".join(cells) + f" | {int(used.get(task, 0))} | "
                      + (f"{zero[0]}/{zero[1]}" if zero else "–") + f" | {st.verdict if st else 'n/a'} |")
     lines.append("")
+    for task in tasks:
+        cal = per_task.get(task, {})
+        if cal.get("at_chance") is not None and "mean_reward" in cal:
+            lines += [f"{task}: the base policy's calibration samples earned {cal['mean_reward']:.2f} on average "
+                      f"where blind guessing earns {cal['chance']:.2f}, so the prompts it solved sometimes were "
+                      "guesses, not reading; training on them only sharpens the policy's favourite answer "
+                      "(`data.calibration_min_z`).", ""]
     return lines
 
 
