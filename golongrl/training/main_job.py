@@ -21,6 +21,7 @@ checkpoint; curve points already in ``metrics.jsonl`` are kept.
 
 from __future__ import annotations
 
+import collections
 import json
 import math
 import time
@@ -76,29 +77,33 @@ def calibrate_training_rows(model: Any, tokenizer: Any, cfg: TrainConfig, out_di
             mean = sum(samples[i]) / k
             verdicts[i] = "never" if mean <= 0 else "always" if mean >= 1 else "kept"
 
-    def at_chance(task: str) -> tuple[float, float] | None:
-        """(mean reward, chance) where the task's samples so far do not beat guessing."""
-        chance = get_task(task).chance
-        pooled = [x for i, xs in samples.items() if prompts[i].task == task for x in xs]
-        if not cfg.data.calibration_min_z or chance <= 0 or not pooled:
-            return None
-        mean = sum(pooled) / len(pooled)
-        margin = cfg.data.calibration_min_z * math.sqrt(chance * (1 - chance) / len(pooled))
-        return (mean, chance) if mean <= chance + margin else None
+    def guessing_tasks() -> dict[str, tuple[float, float]]:
+        """(mean reward, chance) of each task whose samples so far do not beat guessing."""
+        pooled: dict[str, list[float]] = {}
+        for i, xs in samples.items():
+            pooled.setdefault(prompts[i].task, []).extend(xs)
+        out = {}
+        for task, xs in pooled.items():
+            chance = get_task(task).chance
+            if cfg.data.calibration_min_z and chance > 0:
+                mean = sum(xs) / len(xs)
+                if mean <= chance + cfg.data.calibration_min_z * math.sqrt(chance * (1 - chance) / len(xs)):
+                    out[task] = (mean, chance)
+        return out
 
     if probe:
         first: list[int] = []
-        probed: dict[str, int] = {}
+        probed: collections.Counter[str] = collections.Counter()
         for i, prompt in enumerate(prompts):
-            if probed.get(prompt.task, 0) < probe:
+            if probed[prompt.task] < probe:
                 first.append(i)
-                probed[prompt.task] = probed.get(prompt.task, 0) + 1
+                probed[prompt.task] += 1
         sample(first)
-        live = {prompts[i].task for i in first if verdicts[i] == "kept" and at_chance(prompts[i].task) is None}
+        live = {prompts[i].task for i in first if verdicts[i] == "kept"} - guessing_tasks().keys()
         sample([i for i, prompt in enumerate(prompts) if i not in verdicts and prompt.task in live])
     else:
         sample(list(range(len(prompts))))
-    guessing = {task: hit for task in {p.task for p in prompts} if (hit := at_chance(task)) is not None}
+    guessing = guessing_tasks()
     per_task: dict[str, dict[str, Any]] = {}
     kept_rows = []
     for i, prompt in enumerate(prompts):
