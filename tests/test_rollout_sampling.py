@@ -262,8 +262,9 @@ def test_caches_it_cannot_hold_fall_back_to_transformers(monkeypatch) -> None:
     assert sampled.tokens == [row for row in generated[:, 6:].tolist() for _ in range(2)]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize("padded", [False, True])
-def test_single_query_attention_equals_sdpa(padded: bool) -> None:
+def test_single_query_attention_equals_sdpa(padded: bool, dtype: torch.dtype) -> None:
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
     from transformers.masking_utils import sdpa_mask
 
@@ -274,9 +275,9 @@ def test_single_query_attention_equals_sdpa(padded: bool) -> None:
     module = torch.nn.Module()
     module.num_key_value_groups, module.is_causal = heads // kv_heads, True
     # Keys/values as the preallocated buffer hands them out: views of a longer buffer.
-    key = torch.randn(batch, kv_heads, length + 5, dim)[:, :, :length]
-    value = torch.randn(batch, kv_heads, length + 5, dim)[:, :, :length]
-    query = torch.randn(batch, heads, 1, dim)
+    key = torch.randn(batch, kv_heads, length + 5, dim, dtype=dtype)[:, :, :length]
+    value = torch.randn(batch, kv_heads, length + 5, dim, dtype=dtype)[:, :, :length]
+    query = torch.randn(batch, heads, 1, dim, dtype=dtype)
     padding = torch.ones(batch, length, dtype=torch.bool)
     if padded:
         padding[0, :11] = False
@@ -285,8 +286,10 @@ def test_single_query_attention_equals_sdpa(padded: bool) -> None:
     assert (mask is not None) == padded
     expected, _ = sdpa_attention_forward(module, query, key, value, mask, scaling=0.3)
     got, _ = single_query_attention(module, query, key, value, mask, scaling=0.3)
-    assert got.shape == expected.shape == (batch, 1, heads, dim)
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
+    assert got.shape == expected.shape == (batch, 1, heads, dim) and got.dtype == dtype
+    # Both round their result to ``dtype``: a few units of its epsilon (2^-23 fp32, 2^-7 bf16).
+    tol = 8 * torch.finfo(dtype).eps
+    torch.testing.assert_close(got, expected, rtol=tol, atol=tol * float(expected.abs().max()))
 
 
 def test_the_attention_implementation_is_restored_after_an_error(tiny) -> None:

@@ -7,6 +7,7 @@ import sys
 import zlib
 from pathlib import Path
 
+import torch
 from typer.testing import CliRunner
 
 from golongrl.cli import app
@@ -34,7 +35,9 @@ def test_main_quick_writes_a_complete_report(tmp_path: Path, monkeypatch) -> Non
             "--set", f"data.eval_files=[{held_out}]", "--set", "rollout.max_new_tokens=8",
             "--set", "evaluation.max_new_tokens=8", "--set", "data.calibration_samples=2",
             # The held-out curve on the 3 shortest held-out prompts (one per task) at steps 0, 1, 2.
-            "--set", "evaluation.curve_rows=3", "--set", "evaluation.every_steps=1"]
+            "--set", "evaluation.curve_rows=3", "--set", "evaluation.every_steps=1",
+            # As configs/cpu-demo.yaml: sampled and evaluated by a bf16 copy of the fp32 policy.
+            "--set", "rollout.dtype=bfloat16"]
     # A random tiny model scores zero under the real rewards; graded fake rewards give the
     # calibration and training spread, and the evaluations scores that differ between prompts.
     import golongrl.evaluation.policy as policy
@@ -42,8 +45,14 @@ def test_main_quick_writes_a_complete_report(tmp_path: Path, monkeypatch) -> Non
 
     use_fake_reward(monkeypatch)
     monkeypatch.setattr(policy, "score_batch", _graded_by_prompt)
+    import golongrl.training.main_job as main_job
+
+    evaluated_in, real_evaluation = [], main_job.run_evaluation
+    monkeypatch.setattr(main_job, "run_evaluation", lambda model, *a, **k: evaluated_in.append(
+        next(model.parameters()).dtype) or real_evaluation(model, *a, **k))
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert evaluated_in == [torch.bfloat16] * 4  # before, curve after steps 1 and 2, after
     report = (run / "report.md").read_text()
     for section in ("## Held-out reward, paired before/after", "## Held-out reward by context length",
                     "## Held-out curve", "## Where the learning signal was", "## Training", "## Plots",
@@ -95,8 +104,6 @@ def test_main_quick_writes_a_complete_report(tmp_path: Path, monkeypatch) -> Non
     # and metrics lost, its curve point and the evaluations already written): the resume trains
     # step 2 again, keeps the logged curve points and re-evaluates nothing.
     import shutil
-
-    import golongrl.training.main_job as main_job
 
     shutil.rmtree(run / "checkpoints" / "step-000002")
     (run / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in metrics[:2]))

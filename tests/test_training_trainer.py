@@ -196,6 +196,42 @@ def test_partial_training_moves_only_trainable_weights_and_exports(
             torch.testing.assert_close(p, dict(t.model.named_parameters())[n])
 
 
+@pytest.mark.parametrize("model_cfg", [{"lora": {"enabled": True, "r": 4}}, {"freeze_lower_layers": 1}],
+                         ids=["lora", "freeze-lower-layers"])
+def test_a_bf16_sampling_copy_generates_the_rollouts_and_follows_every_update(
+        model_cfg: dict, train_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_fake_reward(monkeypatch)
+    cfg = tiny_config(train_file, model=model_cfg, rollout={"dtype": "bfloat16"}, training={"total_steps": 2},
+                      checkpoint={"every_steps": 1, "export_final": False})
+    t = Trainer(cfg, tmp_path / "run")
+    assert t.sampler is not t.model and next(t.model.parameters()).dtype == torch.float32
+    assert {p.dtype for p in t.sampler.parameters()} == {torch.bfloat16}
+    assert not any(p.requires_grad for p in t.sampler.parameters())
+    sampled_by = []
+    real = trainer_mod.generate_rollouts
+    monkeypatch.setattr(trainer_mod, "generate_rollouts",
+                        lambda model, *a, **k: sampled_by.append(model) or real(model, *a, **k))
+    start = {n: p.detach().clone() for n, p in t.model.named_parameters() if p.requires_grad}
+    rows = t.train()
+    assert sampled_by and all(m is t.sampler for m in sampled_by)
+    assert any(r["actor/updated"] == 1.0 for r in rows)
+    policy, copy_ = dict(t.model.named_parameters()), dict(t.sampler.named_parameters())
+    assert any(not torch.equal(policy[n], start[n]) for n in start)
+    # Every weight of the copy is the policy's, rounded to bf16: trainable ones after the updates too.
+    for name, param in policy.items():
+        assert torch.equal(copy_[name], param.detach().to(torch.bfloat16)), name
+    resumed = Trainer(cfg.model_copy(deep=True), tmp_path / "run")
+    assert resumed.resume() == 2
+    for name, param in dict(resumed.sampler.named_parameters()).items():
+        assert torch.equal(param, copy_[name]), name
+
+
+def test_without_a_rollout_dtype_the_policy_samples_itself(train_file: Path, tmp_path: Path) -> None:
+    t = Trainer(tiny_config(train_file, training={"total_steps": 1}), tmp_path / "run")
+    assert t.sampler is t.model
+    assert trainer_mod.sampling_copy(t.model, "float32") is t.model
+
+
 def test_overlong_prompts_are_dropped_and_counted(tmp_path: Path) -> None:
     from golongrl.inference.models import load_tokenizer
 

@@ -40,7 +40,7 @@ from golongrl.training.paired import analyse, read_eval_rows
 from golongrl.training.report import (HELDOUT_PREFIX, heldout_curve, plot_eval, plot_heldout_curve, plot_training,
                                       write_report)
 from golongrl.training.trainer import (Trainer, build_dataset_files, generate_rollouts, load_prompts, load_rows,
-                                      score_rollouts)
+                                      sampling_copy, score_rollouts)
 
 
 def calibrate_training_rows(model: Any, tokenizer: Any, cfg: TrainConfig, out_dir: Path,
@@ -275,22 +275,26 @@ def run_main_job(cfg: TrainConfig, run_dir: str | Path, *, log: Callable[[str], 
 
     t = time.perf_counter()
     log(f"[3/5] evaluating the base policy on {len(eval_rows)} held-out prompts")
-    before = run_evaluation(model, tokenizer, eval_rows, cfg, run / "eval", "before", progress=cfg.logging.progress)
+    # Evaluations and the difficulty filter sample as training does: from rollout.dtype's copy.
+    base_sampler = sampling_copy(model, cfg.rollout.dtype)
+    before = run_evaluation(base_sampler, tokenizer, eval_rows, cfg, run / "eval", "before",
+                            progress=cfg.logging.progress)
     before_rows = read_eval_rows(run / "eval" / "before.jsonl")
     timings["eval_before_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     if cfg.data.calibration_samples:
         log(f"      calibrating the training prompts with {cfg.data.calibration_samples} samples each")
-        cfg.data.train_files = calibrate_training_rows(model, tokenizer, cfg, run / "data", log=log)
+        cfg.data.train_files = calibrate_training_rows(base_sampler, tokenizer, cfg, run / "data", log=log)
     timings["calibrate_s"] = time.perf_counter() - t
+    del base_sampler  # the trainer keeps its own copy, refreshed after every update
 
     t = time.perf_counter()
     log("[4/5] training with " + cfg.algorithm.estimator.name)
     trainer = Trainer(cfg, run, model=model, tokenizer=tokenizer)
     curve = None
     if cfg.evaluation.curve_rows:
-        curve = HeldoutCurve(cfg, eval_rows, before_rows, run / "eval", model=trainer.model, tokenizer=tokenizer,
+        curve = HeldoutCurve(cfg, eval_rows, before_rows, run / "eval", model=trainer.sampler, tokenizer=tokenizer,
                              total_steps=trainer.total_steps)
         log(f"      held-out curve: {len(curve.rows)} prompts at step 0, every {cfg.evaluation.every_steps or '-'} "
             "steps and the last")
@@ -301,7 +305,7 @@ def run_main_job(cfg: TrainConfig, run_dir: str | Path, *, log: Callable[[str], 
 
     t = time.perf_counter()
     log("[5/5] evaluating the trained policy")
-    after = run_evaluation(trainer.model, tokenizer, eval_rows, cfg, run / "eval", f"after-step-{trainer.step}",
+    after = run_evaluation(trainer.sampler, tokenizer, eval_rows, cfg, run / "eval", f"after-step-{trainer.step}",
                            progress=cfg.logging.progress)
     timings["eval_after_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - start
