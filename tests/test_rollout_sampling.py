@@ -90,6 +90,39 @@ def test_sampling_logprobs_by_hand() -> None:
     assert sampling_logprobs(logits, 1.0, top_p=1e-6)[0, 0].item() == pytest.approx(0.0)
 
 
+@pytest.mark.parametrize("candidates", [4, 64, 1024])
+def test_nucleus_equals_the_full_sort(candidates: int) -> None:
+    from golongrl.inference.transformers_backend import nucleus
+
+    torch.manual_seed(0)
+    # Peaked rows (nucleus of a few tokens) and flat rows (nucleus wider than the candidates:
+    # the full-sort fallback) in one batch.
+    logits = torch.randn(6, 500) * torch.tensor([20.0, 5.0, 1.0, 0.2, 0.01, 3.0])[:, None]
+    probs = torch.softmax(logits, -1)
+    sorted_probs, order = torch.sort(probs, -1, descending=True)
+    kept_sorted = (sorted_probs.cumsum(-1) - sorted_probs) < 0.9
+    kept_sorted[:, 0] = True
+    expected = torch.zeros_like(kept_sorted).scatter(-1, order, kept_sorted)
+    got = nucleus(logits, 0.9, candidates=candidates)
+    assert torch.equal(got, expected)
+    sizes = expected.sum(-1)
+    assert sizes.min() <= 4 and sizes.max() > 64  # both paths ran for the small candidate counts
+
+
+def test_inverse_cdf_draw_is_an_exact_draw() -> None:
+    from golongrl.inference.transformers_backend import inverse_cdf_draw
+
+    probs = torch.tensor([0.0, 0.5, 0.0, 0.3, 0.2, 0.0])
+    logp = probs.log().expand(40000, -1)
+    picks = inverse_cdf_draw(logp, torch.rand(40000, generator=torch.Generator().manual_seed(0)))
+    freq = torch.bincount(picks, minlength=6).double() / 40000
+    assert freq[probs == 0].sum() == 0
+    assert torch.allclose(freq, probs.double(), atol=4 * (0.25 / 40000) ** 0.5)  # four binomial std errors
+    # The ends of [0, 1] land on the first and the last token with probability.
+    edges = inverse_cdf_draw(probs.log().expand(3, -1), torch.tensor([0.0, 1.0 - 2**-24, 1.0]))
+    assert edges.tolist() == [1, 4, 4]
+
+
 def test_evaluation_backend_uses_the_same_sampler(tiny) -> None:
     tok, model = tiny
     messages = ({"role": "user", "content": "ship ship ship"},)

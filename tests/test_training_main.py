@@ -133,6 +133,38 @@ def test_readme_train_command_works_as_written(tmp_path: Path, monkeypatch) -> N
     assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1]
 
 
+def test_job_budget_leaves_room_for_the_after_evaluation(tmp_path: Path, monkeypatch) -> None:
+    # The base evaluation is made to look slow (a 40 s measurement); with a 40 s job budget no
+    # time is left for training, so the budget falls to its floor: the one step that always runs.
+    import golongrl.training.main_job as main_job
+    from training_fixtures import use_fake_reward
+
+    train = write_dataset(tmp_path / "train.jsonl", per_task=2)
+    held_out = write_dataset(tmp_path / "eval.jsonl", per_task=1)
+    use_fake_reward(monkeypatch)
+    real_evaluation = main_job.run_evaluation
+
+    def slow_looking(*args: object, **kwargs: object):
+        result = real_evaluation(*args, **kwargs)
+        result.seconds = 40.0
+        return result
+
+    monkeypatch.setattr(main_job, "run_evaluation", slow_looking)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, [
+        "main", "--config", str(REPO / "configs" / "tiny-test.yaml"), "--output", str(run),
+        "--set", "data.build_config=null", "--set", f"data.train_files=[{train}]",
+        "--set", f"data.eval_files=[{held_out}]", "--set", "rollout.max_new_tokens=4",
+        "--set", "evaluation.max_new_tokens=4", "--set", "data.calibration_samples=0",
+        "--set", "training.total_steps=3", "--set", "training.time_budget_s=600", "--set", "training.job_budget_s=40",
+        "--set", "algorithm.dynamic_sampling.enabled=false"])
+    assert result.exit_code == 0, result.output
+    assert "training time budget 0 s (job budget 40 s, after-evaluation expected to take 40 s)" in result.output
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1]
+    assert json.loads((run / "eval" / "before.json").read_text())["seconds"] > 0
+
+
 def test_unknown_estimator_fails_at_config_load_naming_the_key(tmp_path: Path) -> None:
     import pytest
 

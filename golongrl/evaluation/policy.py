@@ -40,10 +40,12 @@ class EvalResult:
     dropped_overlong: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    """Wall time of the generation and scoring (0 when not measured)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"overall": self.overall, "per_task": self.per_task, "stderr": self.stderr, "counts": self.counts,
-                "dropped_overlong": self.dropped_overlong, "reasons": self.reasons}
+                "dropped_overlong": self.dropped_overlong, "reasons": self.reasons, "seconds": self.seconds}
 
 
 def select_rows(rows: Sequence[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:

@@ -365,6 +365,11 @@ class TrainingConfig(_Section):
     """Stop (with a checkpoint) before a step predicted, from the mean step time so far, to end
     past this many seconds of training in this invocation (a slow step can still overrun it).
     None = no limit. Where a run stops this way depends on the machine's speed."""
+    job_budget_s: Float | None = Field(None, gt=0)
+    """The main job's wall-clock budget for one invocation: before training, ``time_budget_s`` is
+    lowered to what is left of it after the time already spent and the after-evaluation's
+    expected time (the before-evaluation's), so a slower machine trains fewer steps instead of
+    overrunning. At least one step always runs. None = ``time_budget_s`` alone."""
 
 
 class CheckpointConfig(_Section):
@@ -480,7 +485,7 @@ class TrainConfig(_Section):
 #: often and where things are logged and saved, evaluation, the time budget, thread counts.
 RESUME_FREE_KEYS: tuple[str, ...] = (
     "checkpoint", "logging", "evaluation", "quick", "reward.workers", "training.num_threads",
-    "training.time_budget_s", "data.eval_files", "data.max_eval_rows",
+    "training.time_budget_s", "training.job_budget_s", "data.eval_files", "data.max_eval_rows",
 )
 
 

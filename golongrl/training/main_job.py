@@ -153,6 +153,7 @@ def run_evaluation(model: Any, tokenizer: Any, rows: list[dict[str, Any]], cfg: 
                                              cache=out_dir / "cache.sqlite")
     was_training = model.training
     model.eval()
+    began = time.perf_counter()
     try:
         result = evaluate_policy(backend, rows, sampling=eval_sampling(cfg), reward_mode=cfg.reward.mode,
                                  timeout_s=cfg.reward.timeout_s, workers=cfg.reward.workers,
@@ -160,6 +161,7 @@ def run_evaluation(model: Any, tokenizer: Any, rows: list[dict[str, Any]], cfg: 
                                  progress=progress, output=out_dir / f"{name}.jsonl")
     finally:
         model.train(was_training)
+    result.seconds = time.perf_counter() - began
     with atomic_output(summary, "w") as handle:
         json.dump(result.to_dict(), handle, indent=2)
     return result
@@ -291,6 +293,13 @@ def run_main_job(cfg: TrainConfig, run_dir: str | Path, *, log: Callable[[str], 
 
     t = time.perf_counter()
     log("[4/5] training with " + cfg.algorithm.estimator.name)
+    if cfg.training.job_budget_s is not None:
+        # Training gets what the budget leaves once the after-evaluation, expected to take as
+        # long as the before-evaluation, is set aside: a slower machine trains fewer steps.
+        left = cfg.training.job_budget_s - (time.perf_counter() - start) - before.seconds
+        cfg.training.time_budget_s = max(1e-3, min(cfg.training.time_budget_s or math.inf, left))
+        log(f"      training time budget {cfg.training.time_budget_s:.0f} s (job budget {cfg.training.job_budget_s:.0f} s, "
+            f"after-evaluation expected to take {before.seconds:.0f} s)")
     trainer = Trainer(cfg, run, model=model, tokenizer=tokenizer)
     curve = None
     if cfg.evaluation.curve_rows:
